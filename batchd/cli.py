@@ -1,0 +1,223 @@
+"""The ``batchd`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from batchd import __version__
+from batchd.config import Config, ConfigError, default_path, load
+
+CONFIG_HELP = "Configuration file (default ./config.toml, or $BATCHD_CONFIG)."
+
+
+def _config_option(f):
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, help=CONFIG_HELP, expose_value=True)(f)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"batchd: {message}", err=True)
+    sys.exit(code)
+
+
+def open_config(ctx: click.Context, config_path: Path | None) -> Config:
+    """The validated configuration, from the subcommand's -c, else the group's, else the default."""
+    path = config_path or (ctx.obj or {}).get("config_path") or default_path()
+    try:
+        return load(path)
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}")
+        raise AssertionError  # unreachable
+
+
+def open_plugins(config: Config):
+    """Plugins and their tasks, with the configuration checked against what they provide."""
+    from batchd.daemon import task_settings
+    from batchd.plugins import Plugins
+
+    plugins = Plugins(config.plugins)
+    errors = plugins.errors()
+    for name in config.enabled_tasks + [t for route in config.routes.values() for t in route]:
+        if name not in plugins.tasks:
+            detail = "; ".join(f"{p}: {e}" for p, e in errors.items())
+            _fail(f"configuration: tasks.enabled names {name!r}, which no plugin provides"
+                  + (f" (plugin load errors: {detail})" if detail else ""))
+    for name in config.task_tables:
+        if name not in plugins.tasks:
+            detail = "; ".join(f"{p}: {e}" for p, e in errors.items())
+            _fail(f"configuration: [tasks.{name}] is for a task no plugin provides"
+                  + (f" (plugin load errors: {detail})" if detail else ""))
+    try:
+        task_settings(config, plugins)
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}")
+    return plugins
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batchd")
+@_config_option
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """batchd: drop documents into a folder, get Claude's answers back through
+    Message Batches at half price, without losing a result or paying twice."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@cli.command()
+@_config_option
+@click.option("--once", is_flag=True, help="Take what is in the inbox, wait for every result.json, then exit.")
+@click.option("--offline", is_flag=True, help="Use the built-in emulator of the API instead of the real one (no key needed).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None,
+              help="Override log.level.")
+@click.pass_context
+def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool, log_level: str | None) -> None:
+    """Run the daemon until SIGTERM/SIGINT (or, with --once, until the inbox is done)."""
+    from batchd import logs
+    from batchd.api import Api, MissingKey, api_key
+    from batchd.daemon import Daemon
+    from batchd.store import StateLocked, Store
+
+    config = open_config(ctx, config_path)
+    logs.configure(log_level or config["log.level"], config["log.format"])
+    os.umask(int(config["service.umask"], 8))
+    plugins = open_plugins(config)
+    try:
+        key = api_key(offline)
+    except MissingKey as exc:
+        _fail(str(exc))
+    for folder in (config.inbox, config.outbox):
+        folder.mkdir(parents=True, exist_ok=True)
+    try:
+        store = Store(config.state, lock=True)
+    except StateLocked as exc:
+        _fail(str(exc), 1)
+    emulator = None
+    base_url = None
+    if offline:
+        from batchd.emulator import Emulator
+
+        emulator = Emulator(state_path=config.state.with_name(config.state.name + ".emulator"))
+        base_url = emulator.start()
+        structlog.get_logger("batchd").info("offline", emulator=base_url)
+    try:
+        daemon = Daemon(config, plugins, Api(key, base_url), store, once=once, pricing=_pricing(config))
+        code = daemon.run()
+    finally:
+        store.close()
+        if emulator is not None:
+            emulator.stop()
+    sys.exit(code)
+
+
+def _pricing(config: Config) -> Any:
+    try:
+        from batchd.pricing import Pricing
+    except ImportError:
+        return None
+    return Pricing.load(config.pricing)
+
+
+@cli.command()
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+def status(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
+    """Documents by state, batches in flight, tokens and cost so far."""
+    from batchd.store import Store
+
+    config = open_config(ctx, config_path)
+    if not config.state.exists():
+        figures: dict[str, Any] = {"documents": {}, "requests": {}, "usage": None, "reused": 0,
+                                   "oldest_queued_at": None, "batches": [], "hold": None}
+    else:
+        store = Store(config.state)
+        try:
+            figures = store.counts()
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(render_status(figures, time.time()))
+
+
+def render_status(f: dict[str, Any], now: float) -> str:
+    docs = f["documents"]
+    lines = ["documents: " + (", ".join(f"{n} {k}" for k, n in sorted(docs.items())) or "none")]
+    reqs = f["requests"]
+    lines.append(f"requests: {reqs.get('queued', 0)} waiting, {reqs.get('submitting', 0) + reqs.get('in_flight', 0)}"
+                 f" in flight, {reqs.get('final', 0)} final ({f['reused']} reused)")
+    if f["oldest_queued_at"]:
+        lines.append(f"oldest waiting request: {now - f['oldest_queued_at']:.0f} s")
+    for b in f["batches"]:
+        counts = b["counts"] or {}
+        done = sum(v for k, v in counts.items() if k != "processing")
+        age = now - (b["created_at"] or b["intent_at"])
+        lines.append(f"batch {b['api_id'] or '(' + b['state'] + ')'}: {b['state']}, {done}/{b['request_count']}"
+                     f" requests done, {age:.0f} s old")
+    u = f["usage"]
+    if u and u.get("answers"):
+        cost = f"${u['cost_usd']:.4f}" if u["cost_usd"] is not None else "unknown"
+        real = f" (real-time price ${u['realtime_usd']:.4f})" if u.get("realtime_usd") else ""
+        lines.append(f"tokens: {u['input_tokens']} in, {u['output_tokens']} out; cost {cost}{real}")
+    if f["hold"]:
+        lines.append(f"HELD: {f['hold']}")
+    return "\n".join(lines)
+
+
+@cli.command("plugins")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
+@click.pass_context
+def plugins_cmd(ctx: click.Context, config_path: Path | None, as_json: bool, show_all: bool) -> None:
+    """List plugins, where each came from, the tasks they provide, and load errors."""
+    from batchd.plugins import Plugins
+
+    config = open_config(ctx, config_path)
+    plugins = Plugins(config.plugins)
+    rows = []
+    for name, info in plugins.info.items():
+        if info.builtin and not show_all:
+            continue
+        plugin = plugins.pm.get_plugin(name)
+        hooks = sorted(h.name for h in plugins.pm.get_hookcallers(plugin)) if plugin else []
+        rows.append({"name": name, "source": info.source, "hooks": hooks, "tasks": info.tasks, "error": info.error})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no plugins besides the built-ins (see --all)")
+    for row in rows:
+        click.echo(f"{row['name']}  [{row['source']}]")
+        if row["tasks"]:
+            click.echo(f"  tasks: {', '.join(row['tasks'])}")
+        if row["hooks"]:
+            click.echo(f"  hooks: {', '.join(row['hooks'])}")
+        if row["error"]:
+            click.echo(f"  ERROR: {row['error']}")
+
+
+def _add_emulate() -> None:
+    try:
+        from batchd.emulator.cli import emulate
+    except ImportError:
+        return
+    cli.add_command(emulate)
+
+
+_add_emulate()
+
+
+def main() -> None:
+    cli(prog_name="batchd")
