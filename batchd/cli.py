@@ -208,6 +208,84 @@ def plugins_cmd(ctx: click.Context, config_path: Path | None, as_json: bool, sho
             click.echo(f"  ERROR: {row['error']}")
 
 
+@cli.command()
+@_config_option
+@click.argument("batch_id", required=False)
+@click.pass_context
+def cancel(ctx: click.Context, config_path: Path | None, batch_id: str | None) -> None:
+    """Cancel the batches in flight (or one, by its msgbatch_ id).
+
+    The running daemon sends the cancel within a second (or at its next start); requests
+    the API cancels are then final, not sent again.
+    """
+    from batchd.store import Store
+
+    config = open_config(ctx, config_path)
+    store = Store(config.state)
+    try:
+        targets = store.q("SELECT id, api_id FROM batches WHERE state IN ('in_progress','ended','intent','unknown')"
+                          + (" AND api_id=?" if batch_id else ""), (batch_id,) if batch_id else ())
+        if batch_id and not targets:
+            _fail(f"no batch {batch_id} in flight", 1)
+        with store.atomic():
+            for t in targets:
+                store.conn.execute("UPDATE batches SET user_canceled=1 WHERE id=? AND user_canceled=0", (t["id"],))
+    finally:
+        store.close()
+    for t in targets:
+        click.echo(f"cancel requested: {t['api_id'] or 'batch ' + str(t['id'])}")
+    if not targets:
+        click.echo("no batches in flight")
+
+
+@cli.command()
+@_config_option
+@click.argument("source", required=False)
+@click.option("--force", is_flag=True, help="Send the requests again even if identical ones were answered.")
+@click.pass_context
+def retry(ctx: click.Context, config_path: Path | None, source: str | None, force: bool) -> None:
+    """Process failed documents again (or one, by its path relative to the inbox).
+
+    The original goes back into the inbox and its outbox folder is removed, so the
+    document is taken afresh.
+    """
+    import shutil
+
+    from batchd.store import Store
+
+    config = open_config(ctx, config_path)
+    store = Store(config.state)
+    try:
+        if source:
+            docs = store.q("SELECT * FROM documents WHERE source=? AND state='finished' ORDER BY id DESC LIMIT 1",
+                           (source,))
+            if not docs:
+                _fail(f"no finished document {source!r}", 1)
+        else:
+            docs = store.q("SELECT * FROM documents WHERE state='finished' AND status='failed'")
+        for doc in docs:
+            folder = config.outbox / doc["folder"]
+            dest = config.inbox / doc["source"]
+            if dest.exists():
+                click.echo(f"skipped {doc['source']}: a file of that name is in the inbox already", err=True)
+                continue
+            with store.atomic():
+                store.conn.execute("UPDATE documents SET state='retried', folder=NULL WHERE id=?", (doc["id"],))
+                if force:
+                    store.conn.execute("DELETE FROM results WHERE reuse_key IN (SELECT reuse_key FROM requests"
+                                       " WHERE document_id=?)", (doc["id"],))
+            original = folder / doc["original"] if doc["original"] else None
+            if original and original.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(original, dest)
+            shutil.rmtree(folder, ignore_errors=True)
+            click.echo(f"retrying {doc['source']}")
+        if not docs:
+            click.echo("no failed documents")
+    finally:
+        store.close()
+
+
 def _add_emulate() -> None:
     try:
         from batchd.emulator.cli import emulate

@@ -75,6 +75,7 @@ class _Backoff:
 @dataclass
 class _Stop:
     requested: bool = False
+    reload: bool = False
     interrupts: int = 0
     previous: dict[int, Any] = field(default_factory=dict)
 
@@ -129,6 +130,9 @@ class Daemon:
 
     def _loop(self) -> int:
         while not self.stop.requested:
+            if self.stop.reload:
+                self.stop.reload = False
+                self.reload()
             self.step()
             self.notifier.ping()
             self.notifier.status(self.status_line())
@@ -180,10 +184,52 @@ class Daemon:
             return ExitCode.HELD
         return None
 
+    def reload(self) -> bool:
+        """SIGHUP: apply a changed configuration without dropping work, or keep the old one.
+
+        Thresholds, tasks and their settings, ignore patterns, settle time, polling and
+        logging change at once; paths and plugins need a restart.
+        """
+        from batchd import logs
+        from batchd.config import ConfigError, load
+
+        try:
+            new = load(self.config.path)
+            for name in new.enabled_tasks + [t for r in new.routes.values() for t in r]:
+                if name not in self.plugins.tasks:
+                    raise ConfigError(f"tasks.enabled names {name!r}, which no plugin provides")
+            settings = task_settings(new, self.plugins)
+        except ConfigError as exc:
+            log.error("reload_rejected", config=str(self.config.path), error=str(exc))
+            return False
+        moved = [k for k in ("inbox", "outbox", "state", "plugins") if getattr(new, k) != getattr(self.config, k)]
+        if moved:
+            log.warning("reload_needs_restart", keys=[f"paths.{k}" for k in moved])
+            for key in moved:
+                setattr(new, key, getattr(self.config, key))
+        self.config, self.settings = new, settings
+        self.limits = Limits.from_config(new)
+        self.byte_cap = self.limits.max_bytes
+        self.watcher.ignore = list(new["watch.ignore"])
+        self.watcher.settle = float(new["watch.settle"])
+        if self.watcher.polling != new["watch.polling"]:
+            self.watcher.stop()
+            self.watcher.polling = new["watch.polling"]
+            self.watcher.start()
+            self.watcher.scan()
+        self.next_rescan = self.clock() + float(new["watch.rescan"] or 1e18)
+        logs.configure(new["log.level"], new["log.format"])
+        log.info("reloaded", config=str(new.path), tasks=sorted(new.enabled_tasks))
+        return True
+
     # -- signals -----------------------------------------------------------------
 
     def _install_signals(self) -> None:
         def handler(signum: int, frame: Any) -> None:
+            if signum == signal.SIGHUP:
+                self.stop.reload = True
+                self.watcher.events.put("")
+                return
             if signum == signal.SIGINT:
                 self.stop.interrupts += 1
                 if self.stop.interrupts > 1:
@@ -191,7 +237,7 @@ class Daemon:
             self.stop.requested = True
             self.watcher.events.put("")
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:
                 self.stop.previous[sig] = signal.signal(sig, handler)
             except ValueError:
@@ -524,10 +570,24 @@ class Daemon:
         self.poll_backoff.ok()
         return True
 
+    def send_cancels(self) -> None:
+        """Cancels asked for by ``batchd cancel``: the batch's canceled requests stay canceled."""
+        for batch in self.store.q("SELECT * FROM batches WHERE user_canceled=1 AND state IN ('in_progress','ended')"):
+            try:
+                if batch["state"] == "in_progress":
+                    self.api.cancel(batch["api_id"])
+            except (Refused, Held) as exc:
+                log.warning("cancel_failed", batch=batch["id"], batch_id=batch["api_id"], error=str(exc))
+                return
+            with self.store.atomic():
+                self.store.conn.execute("UPDATE batches SET user_canceled=2, next_poll=0 WHERE id=?", (batch["id"],))
+            log.info("batch_canceled", batch=batch["id"], batch_id=batch["api_id"])
+
     def poll(self) -> None:
         now = self.clock()
         if not self.poll_backoff.ready(now):
             return
+        self.send_cancels()
         for batch in self.store.batches_to_poll(now):
             try:
                 if batch["state"] == "in_progress":

@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pluggy
 import structlog
@@ -52,7 +52,8 @@ class PluginInfo:
 class Plugins:
     """The loaded plugins, the tasks they registered, and what failed to load."""
 
-    def __init__(self, plugins_dir: Path | None = None, *, load_installed: bool = True) -> None:
+    def __init__(self, plugins_dir: Path | None = None, *, load_installed: bool = True,
+                 extra: Iterable[object] = ()) -> None:
         self.pm = pluggy.PluginManager("batchd")
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
@@ -67,6 +68,9 @@ class Plugins:
             for path in sorted(plugins_dir.glob("*.py")):
                 if allow is None or path.stem in allow:
                     self._load_file(path)
+        for plugin in extra:
+            name = self.pm.register(plugin)
+            self.info[name] = PluginInfo(name, "registered in code")
         if os.environ.get("BATCHD_TRACE_PLUGINS"):
             self._trace()
         self._collect_tasks()

@@ -35,7 +35,7 @@ DESCRIPTIONS = {
     "epub": "an EPUB e-book",
     "jar": "a Java archive",
     "zip": "a ZIP archive",
-    "ole": "a legacy Microsoft Office file (Word 97-2003, Excel 97-2003, PowerPoint 97-2003 or Outlook)",
+    "ole": "a legacy Microsoft Office file",
     "gzip": "a gzip archive",
     "bzip2": "a bzip2 archive",
     "xz": "an xz archive",
@@ -170,8 +170,18 @@ def find_pdf_header(data: bytes) -> int:
     return -1
 
 
-def describe(kind: str | None) -> str:
+#: Legacy Office files share one container format; their suffix tells them apart.
+_OLE_BY_SUFFIX = {".doc": "a legacy Word document (Word 97-2003)",
+                  ".dot": "a legacy Word template (Word 97-2003)",
+                  ".xls": "a legacy Excel workbook (Excel 97-2003)",
+                  ".ppt": "a legacy PowerPoint presentation (PowerPoint 97-2003)",
+                  ".msg": "an Outlook message"}
+
+
+def describe(kind: str | None, suffix: str = "") -> str:
     """How to name ``kind`` to a person; ``None`` is "binary data"."""
+    if kind == "ole" and suffix.lower() in _OLE_BY_SUFFIX:
+        return _OLE_BY_SUFFIX[suffix.lower()]
     return DESCRIPTIONS.get(kind or "", "binary data")
 
 

@@ -97,8 +97,13 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         received_at REAL NOT NULL)""")
 
 
+def _m002_user_cancel(db: sqlite_utils.Database) -> None:
+    """Batches the operator canceled: their canceled requests are final, not sent again."""
+    db.execute("ALTER TABLE batches ADD COLUMN user_canceled INTEGER NOT NULL DEFAULT 0")
+
+
 #: Append-only: never edit a migration once released, add a new one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_user_cancel]
 
 
 @dataclass
@@ -413,6 +418,7 @@ class Store:
                         costs: Callable[[dict[str, Any]], tuple[float | None, float | None]], now: float) -> int:
         """Apply a chunk of results in one transaction; returns how many were new."""
         applied = 0
+        user_canceled = bool(self.conn.execute("SELECT user_canceled FROM batches WHERE id=?", (batch_id,)).fetchone()[0])
         with self.atomic():
             for out in outcomes:
                 row = self.conn.execute("SELECT id, document_id, task, attempt, reuse_key, state FROM requests"
@@ -423,7 +429,8 @@ class Store:
                 applied += 1
                 if out.type == "succeeded":
                     self._succeeded(rid, key, out, api_id, costs, now)
-                elif (out.error_type in RETRYABLE or out.type in ("expired", "canceled")) and attempt < max_attempts:
+                elif attempt < max_attempts and (out.error_type in RETRYABLE or out.type == "expired"
+                                                  or (out.type == "canceled" and not user_canceled)):
                     self.conn.execute("UPDATE requests SET state='retried', outcome=?, error=? WHERE id=?",
                                       (out.type, out.error, rid))
                     self._insert_request(doc_id, task, attempt + 1, key,

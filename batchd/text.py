@@ -28,7 +28,8 @@ _SAMPLE_CHARS = 65536
 def decode_text(data: bytes) -> str:
     """Decode ``data`` in its own charset; LoadError if it is empty or not text at all.
 
-    UTF-8 and byte-order marks are taken as they are, UTF-16 without a BOM is known by
+    Bytes in a known binary format (a PDF with uncompressed streams decodes fine) are
+    not text. UTF-8 and byte-order marks are taken as they are, UTF-16 without a BOM is known by
     its NULs; anything else is left to charset-normalizer, which tells Shift-JIS from
     cp1251 by evidence. Between single-byte Latin charsets it cannot tell on a short
     text (latin-1 "Café" comes back as cp1257 or even UTF-16), so when a Western
@@ -37,11 +38,12 @@ def decode_text(data: bytes) -> str:
     """
     if not data.strip():
         raise LoadError("the file is empty")
+    kind = sniff.binary_kind(data)
+    if kind is not None:
+        raise LoadError(f"unsupported type: the content is {sniff.describe(kind)}, not text")
     text = _decode(data)
     if text is None or not looks_like_text(text):
-        kind = sniff.binary_kind(data)
-        what = f"the content is {sniff.describe(kind)}" if kind else "the content is binary"
-        raise LoadError(f"unsupported type: {what}, not text")
+        raise LoadError("unsupported type: the content is binary, not text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise LoadError("the file is empty (only white space)")
@@ -113,5 +115,5 @@ def looks_like_text(text: str) -> bool:
     if "\x00" in text:
         return False
     sample = text[:_SAMPLE_CHARS]
-    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f\v\x1b" or 0x7F <= ord(c) < 0xA0)
+    controls = sum(1 for c in sample if (ord(c) < 32 and c not in "\n\r\t\f\v\x1b") or 0x7F <= ord(c) < 0xA0)
     return controls <= max(2, len(sample) // 100)
