@@ -617,15 +617,14 @@ class Daemon:
         seen = 0
         for outcome in self.api.results(api_id):
             chunk.append(outcome)
+            crashpoint("mid_results")
             if len(chunk) >= RESULT_CHUNK:
                 self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
                 seen += len(chunk)
                 chunk = []
-                crashpoint("mid_results")
         if chunk:
             self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
             seen += len(chunk)
-            crashpoint("mid_results")
         self.store.batch_collected(batch["id"], max_attempts, self.clock())
         counts = self.store.one("SELECT counts FROM batches WHERE id=?", (batch["id"],))["counts"]
         log.info("batch_collected", batch=batch["id"], batch_id=api_id, results=seen,

@@ -359,7 +359,7 @@ class Store:
     def batch_created(self, batch_id: int, api_id: str, created_at: float, poll: float, now: float) -> None:
         with self.atomic():
             self.conn.execute("UPDATE batches SET api_id=?, state='in_progress', created_at=?, next_poll=?,"
-                              " poll_interval=?, error=NULL WHERE id=?", (api_id, created_at, now + poll, poll, batch_id))
+                              " poll_interval=? WHERE id=?", (api_id, created_at, now + poll, poll, batch_id))
             self.conn.execute("UPDATE requests SET state='in_flight' WHERE batch_id=? AND state='submitting'",
                               (batch_id,))
 

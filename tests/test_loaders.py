@@ -320,6 +320,11 @@ def test_loaders_are_registered_trylast_and_called_in_registration_order(plugins
     ("letter.zip", make_docx(), "docx"),
     ("notes.pdf", b"just text in a file named like a PDF", "fallback"),
     ("notes.png", b"just text in a file named like an image", "fallback"),
+    ("scan", make_pdf(["A page"]), "pdf"),
+    ("scan.txt", make_pdf(["A page"]), "pdf"),
+    ("page", b"<!doctype html><title>T</title><p>Hello</p>", "html"),
+    ("message", b"From: a@b.c\nSubject: hi\nTo: x@y.z\n\nbody\n", "eml"),
+    ("README", b"plain words without a suffix", "fallback"),
 ])
 def test_each_type_lands_in_its_loader(load, name: str, data: bytes, loader: str) -> None:
     taken_by, _ = load(name, data)

@@ -269,9 +269,10 @@ def words(text: str) -> list[str]:
 
 def keywords(text: str, n: int = 5) -> list[str]:
     """The ``n`` most frequent content words, most frequent first (ties by first use)."""
-    counts = Counter(w for w in words(text) if len(w) > 3 and w not in lexicon.STOPWORDS)
-    first = {}
-    for i, w in enumerate(words(text)):
+    all_words = words(text)
+    counts = Counter(w for w in all_words if len(w) > 3 and w not in lexicon.STOPWORDS)
+    first: dict[str, int] = {}
+    for i, w in enumerate(all_words):
         first.setdefault(w, i)
     return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], first[kv[0]]))[:n]]
 

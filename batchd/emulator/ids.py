@@ -14,12 +14,7 @@ _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def _encode(digest: bytes, length: int = 22) -> str:
-    number = int.from_bytes(digest, "big")
-    out = []
-    for _ in range(length):
-        number, rem = divmod(number, len(_ALPHABET))
-        out.append(_ALPHABET[rem])
-    return "".join(out)
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:length])
 
 
 def derived(prefix: str, *parts: object) -> str:
@@ -30,7 +25,7 @@ def derived(prefix: str, *parts: object) -> str:
 
 def request_id() -> str:
     """A fresh ``req_…`` id for a response's ``request-id`` header."""
-    return f"req_01{_encode(os.urandom(17))}"
+    return f"req_01{_encode(os.urandom(22))}"
 
 
 def rfc3339(epoch: float) -> str:

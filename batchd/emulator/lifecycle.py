@@ -63,12 +63,17 @@ class Dice:
     order: int
 
 
+LAST = 2**63 - 1
+
+
 def dice(seed: int, batch_id: str, index: int) -> Dice:
     """The draws for request ``index`` of ``batch_id``: a hash, so any request can be
-    looked at alone and in any order."""
+    looked at alone and in any order. The first request always sorts last, so results of
+    two or more requests never come back in request order."""
     digest = hashlib.blake2b(f"{seed}\x1f{batch_id}\x1f{index}".encode(), digest_size=20).digest()
     unit = [int.from_bytes(digest[i:i + 4], "big") / 2**32 for i in (0, 4, 8)]
-    return Dice(unit[0], unit[1], unit[2], int.from_bytes(digest[12:20], "big") >> 1)
+    order = LAST if index == 0 else min(int.from_bytes(digest[12:20], "big") >> 1, LAST - 1)
+    return Dice(unit[0], unit[1], unit[2], order)
 
 
 def fate(timeline: Timeline, draws: Dice, error_rate: float, expire_rate: float) -> str:

@@ -101,8 +101,10 @@ def choose(values: list[Any], evidence: Evidence) -> Decision:
     return Decision(best, terms[:4], best_score, runner_up)
 
 
-def fill(schema: Any, evidence: Evidence, *, root: Any = None, name: str = "", in_contact: bool = False) -> Any:
-    """A value valid against ``schema`` (a JSON Schema), drawn from ``evidence``."""
+def fill(schema: Any, evidence: Evidence, *, root: Any = None, name: str = "", in_contact: bool = False,
+         needed: bool = True) -> Any:
+    """A value valid against ``schema`` (a JSON Schema), drawn from ``evidence``; None
+    for an optional (not ``needed``) string the text says nothing about."""
     root = schema if root is None else root
     schema = _resolve(schema, root)
     if not isinstance(schema, dict):
@@ -145,10 +147,30 @@ def fill(schema: Any, evidence: Evidence, *, root: Any = None, name: str = "", i
     if kind == "null":
         return None
     value = _string(schema, evidence, name, in_contact)
-    if value is None and not nullable:
-        value = schema.get("default") if isinstance(schema.get("default"), str) else ""
-        if len(value) < schema.get("minLength", 0):
-            value = "unknown"
+    if value is None and not nullable and needed:
+        value = _placeholder(schema, evidence)
+    return value
+
+
+#: Values for a required string the text says nothing about, valid for its format.
+_FORMAT_PLACEHOLDERS = {"date": "1970-01-01", "date-time": "1970-01-01T00:00:00Z", "time": "00:00:00Z",
+                        "email": "unknown@example.com", "idn-email": "unknown@example.com",
+                        "uri": "https://example.com/", "url": "https://example.com/", "ipv4": "0.0.0.0",
+                        "ipv6": "::", "uuid": "00000000-0000-0000-0000-000000000000", "hostname": "example.com"}
+
+
+def _placeholder(schema: dict[str, Any], evidence: Evidence) -> str:
+    if isinstance(schema.get("default"), str):
+        return schema["default"]
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        found = _token_matching(pattern, evidence)
+        if found is not None:
+            return found
+    value = _FORMAT_PLACEHOLDERS.get(schema.get("format", ""), "")
+    if len(value) < schema.get("minLength", 0):
+        value = value or "unknown"
+        value += "." * (schema["minLength"] - len(value))
     return value
 
 
@@ -179,7 +201,7 @@ def _object(schema: dict[str, Any], evidence: Evidence, root: Any, in_contact: b
     order = sorted(properties, key=lambda key: _fill_order(properties[key], root))
     out: dict[str, Any] = {}
     for key in order:
-        value = fill(properties[key], evidence, root=root, name=key, in_contact=in_contact)
+        value = fill(properties[key], evidence, root=root, name=key, in_contact=in_contact, needed=key in required)
         if key in required or value is not None:
             out[key] = value
     return {key: out[key] for key in properties if key in out}
@@ -365,10 +387,22 @@ def _string(schema: dict[str, Any], evidence: Evidence, name: str, in_contact: b
         if isinstance(pattern, str):
             try:
                 if not re.search(pattern, value):
-                    value = None
+                    value = _token_matching(pattern, evidence)
             except re.error:
                 pass
     return value
+
+
+def _token_matching(pattern: str, evidence: Evidence) -> str | None:
+    """A word of the text that matches ``pattern`` in full, if any."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return None
+    for token in dict.fromkeys(re.findall(r"[^\s,;:()\[\]{}\"']+", evidence.text)):
+        if compiled.search(token) and compiled.fullmatch(token.strip(".")):
+            return token.strip(".")
+    return None
 
 
 def _reasoning(evidence: Evidence) -> str:

@@ -56,6 +56,10 @@ class _Server(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer is its own business, not a server fault."""
+        log.debug("connection from %s ended abruptly", client_address, exc_info=True)
+
     def close_connections(self) -> None:
         """Cut kept-alive and stalled connections, so that stop() leaves nothing behind."""
         with self._open_lock:
@@ -94,6 +98,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._serve("PATCH")
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level failures (bad request line, unknown method) in the API's envelope."""
+        self.close_connection = True
+        error_type = "api_error" if code >= 500 else "not_found_error" if code == 404 else "invalid_request_error"
+        request_id = ids.request_id()
+        data = json.dumps(envelope(error_type, message or "Bad request", request_id)).encode()
+        self._send(code, "application/json", len(data), request_id)
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
     def handle_expect_100(self) -> bool:
         """No ``100 Continue`` for a body that will be refused unread."""
         if self._declared_length() > self._limit(urlsplit(self.path).path):
@@ -128,15 +142,17 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("request_too_large", "Request exceeds the maximum allowed number of bytes. "
                                f"The maximum request size is {self._limit(url.path)} bytes.")
             self._body = self.rfile.read(self._declared_length()) if self._declared_length() else b""
+            if len(self._body) < self._declared_length():
+                self.close_connection = True
+                return
             action, args = self._route(method, url.path)
             if url.path.startswith("/v1/"):
                 self._authenticate()
                 status = self.emulator.dice.http_fault(faults)
                 if status is not None:
                     error_type, message = _FAULT_ERRORS[status]
-                    retry = {"retry-after": str(max(1, round(faults.retry_after))),
-                             "retry-after-ms": str(int(faults.retry_after * 1000))}
-                    raise ApiError(error_type, message, status=status, headers={**retry, "x-should-retry": "true"})
+                    raise ApiError(error_type, message, status=status,
+                                   headers={**self._retry_after(), "x-should-retry": "true"})
             action(self, request_id, query=parse_qs(url.query), **args)
         except ApiError as exc:
             self._send_json(exc.status, envelope(exc.error_type, exc.message, request_id), request_id, exc.headers)
@@ -172,6 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif path not in known_paths:
             raise not_found(f"Not found: {path}")
         raise ApiError("invalid_request_error", f"Method {method} is not allowed on {path}", status=405)
+
+    def _retry_after(self) -> dict[str, str]:
+        seconds = self.emulator.faults.retry_after
+        return {"retry-after": str(max(1, round(seconds))), "retry-after-ms": str(int(seconds * 1000))}
 
     def _authenticate(self) -> None:
         key = self.headers.get("x-api-key", "").strip()
@@ -210,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("losing the answer to %s %s (%s)", self.command, self.path, mode)
         if mode == "error":
             self._send_json(500, envelope("api_error", "Internal server error", request_id), request_id,
-                            {"x-should-retry": "true"})
+                            {"x-should-retry": "true", **self._retry_after()})
             return
         if mode == "stall":
             self.emulator.stopping.wait(self.emulator.faults.stall_seconds)

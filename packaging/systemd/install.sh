@@ -42,11 +42,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
-# owner: chown/chmod only on a real install (DESTDIR: the batchd user may not exist)
+# Owners only on a real install (with DESTDIR the batchd user may not exist).
 dir() {  # dir MODE OWNER:GROUP PATH
   mkdir -p "$DESTDIR$3"
-  chmod "$1" "$DESTDIR$3"
   if real; then chown "$2" "$DESTDIR$3"; fi
+  chmod "$1" "$DESTDIR$3"
 }
 file_if_absent() {  # file_if_absent MODE OWNER:GROUP SOURCE PATH
   if [[ -e $DESTDIR$4 ]]; then
