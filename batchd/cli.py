@@ -88,13 +88,14 @@ def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool,
     from batchd.store import StateLocked, Store
 
     config = open_config(ctx, config_path)
-    logs.configure(log_level or config["log.level"], config["log.format"])
+    logs.configure(config["log.level"], config["log.format"], override=log_level)
     os.umask(int(config["service.umask"], 8))
     plugins = open_plugins(config)
     try:
         key = api_key(offline)
     except MissingKey as exc:
         _fail(str(exc))
+    logs.add_secret(key)
     for folder in (config.inbox, config.outbox):
         folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -129,22 +130,23 @@ def _pricing(config: Config) -> Any:
 
 @cli.command()
 @_config_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (with --watch, one object per line).")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C, with a progress bar per batch in flight.")
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch, stop after this many refreshes.")
 @click.pass_context
-def status(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
-    """Documents by state, batches in flight, tokens and cost so far."""
-    from batchd.store import Store
+def status(ctx: click.Context, config_path: Path | None, as_json: bool, watch: bool, interval: float,
+           count: int | None) -> None:
+    """Documents by state, batches in flight with their progress and age, the oldest
+    waiting request, tokens and cost so far (and what real-time calls would have cost)."""
+    from batchd import statusview
 
     config = open_config(ctx, config_path)
-    if not config.state.exists():
-        figures: dict[str, Any] = {"documents": {}, "requests": {}, "usage": None, "reused": 0,
-                                   "oldest_queued_at": None, "batches": [], "hold": None}
-    else:
-        store = Store(config.state)
-        try:
-            figures = store.counts()
-        finally:
-            store.close()
+    if watch:
+        statusview.watch(config, interval=interval, count=count, as_json=as_json)
+        return
+    figures = statusview.collect(config)
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
@@ -152,27 +154,9 @@ def status(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
 
 
 def render_status(f: dict[str, Any], now: float) -> str:
-    docs = f["documents"]
-    lines = ["documents: " + (", ".join(f"{n} {k}" for k, n in sorted(docs.items())) or "none")]
-    reqs = f["requests"]
-    lines.append(f"requests: {reqs.get('queued', 0)} waiting, {reqs.get('submitting', 0) + reqs.get('in_flight', 0)}"
-                 f" in flight, {reqs.get('final', 0)} final ({f['reused']} reused)")
-    if f["oldest_queued_at"]:
-        lines.append(f"oldest waiting request: {now - f['oldest_queued_at']:.0f} s")
-    for b in f["batches"]:
-        counts = b["counts"] or {}
-        done = sum(v for k, v in counts.items() if k != "processing")
-        age = now - (b["created_at"] or b["intent_at"])
-        lines.append(f"batch {b['api_id'] or '(' + b['state'] + ')'}: {b['state']}, {done}/{b['request_count']}"
-                     f" requests done, {age:.0f} s old")
-    u = f["usage"]
-    if u and u.get("answers"):
-        cost = f"${u['cost_usd']:.4f}" if u["cost_usd"] is not None else "unknown"
-        real = f" (real-time price ${u['realtime_usd']:.4f})" if u.get("realtime_usd") else ""
-        lines.append(f"tokens: {u['input_tokens']} in, {u['output_tokens']} out; cost {cost}{real}")
-    if f["hold"]:
-        lines.append(f"HELD: {f['hold']}")
-    return "\n".join(lines)
+    from batchd.statusview import render
+
+    return render(f, now)
 
 
 @cli.command("plugins")

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import structlog
 
-from batchd import outbox
+from batchd import budget, outbox
 from batchd.api import Api, Held, Invalid, Refused, TooLarge, Unknown
 from batchd.batcher import BODY_OVERHEAD, Limits, flush_reason, next_flush_at, next_interval
 from batchd.config import Config
@@ -102,6 +102,8 @@ class Daemon:
         self.poll_backoff = _Backoff(1.0, 300.0)
         self.hold_backoff = _Backoff(*HOLD_RETRY)
         self.hold: str | None = store.get_meta("hold")
+        self.budget_hold: str | None = store.get_meta("budget_hold")
+        self.budget_backoff = _Backoff(5.0, 60.0)
         self.byte_cap = self.limits.max_bytes
         self.next_rescan = 0.0
         self.done_count = 0
@@ -140,7 +142,8 @@ class Daemon:
                 code = self._once_finished()
                 if code is not None:
                     return code
-            self.watcher.drain_events(self._sleep_for())
+            # Never sleep past a due WATCHDOG=1: a short WatchdogSec must not kill an idle loop.
+            self.watcher.drain_events(min(self._sleep_for(), self.notifier.next_ping_in()))
         log.info("stopped", reason="signal")
         return ExitCode.OK
 
@@ -179,8 +182,11 @@ class Daemon:
         if active == 0:
             log.info("once_complete", documents=self.done_count)
             return ExitCode.OK
-        if self.hold:
-            log.error("once_held", reason=self.hold)
+        held = self.hold or self.budget_hold
+        in_flight = self.store.one("SELECT count(*) AS n FROM batches WHERE state IN"
+                                   " ('intent','unknown','in_progress','ended')")["n"]
+        if held and not in_flight:
+            log.error("once_held", reason=held)
             return ExitCode.HELD
         return None
 
@@ -188,7 +194,7 @@ class Daemon:
         """SIGHUP: apply a changed configuration without dropping work, or keep the old one.
 
         Thresholds, tasks and their settings, ignore patterns, settle time, polling and
-        logging change at once; paths and plugins need a restart.
+        logging change at once; paths, plugins and service.umask need a restart.
         """
         from batchd import logs
         from batchd.config import ConfigError, load
@@ -198,6 +204,9 @@ class Daemon:
             for name in new.enabled_tasks + [t for r in new.routes.values() for t in r]:
                 if name not in self.plugins.tasks:
                     raise ConfigError(f"tasks.enabled names {name!r}, which no plugin provides")
+            for name in new.task_tables:
+                if name not in self.plugins.tasks:
+                    raise ConfigError(f"[tasks.{name}] is for a task no plugin provides")
             settings = task_settings(new, self.plugins)
         except ConfigError as exc:
             log.error("reload_rejected", config=str(self.config.path), error=str(exc))
@@ -264,6 +273,7 @@ class Daemon:
         while self.store.unresolved_batches() and self.clock() < deadline and not self.stop.requested:
             if not self.resolve_unknown(force=True):
                 break
+            self.notifier.ping()
             time.sleep(0.2)
         for doc in self.store.finishing_documents():
             self.finish(doc)
@@ -292,6 +302,11 @@ class Daemon:
 
     def _take(self, path: Path) -> tuple[dict, list[dict]] | None:
         source = path.relative_to(self.config.inbox).as_posix()
+        if not _utf8(source):
+            # The state, result.json and the log are UTF-8: such a name cannot be recorded.
+            log.error("document_skipped", document=os.fsencode(source).decode("utf-8", "backslashreplace"),
+                      reason="its name is not valid UTF-8; rename the file to have it read")
+            return None
         try:
             st = os.lstat(path)
         except OSError:
@@ -299,6 +314,10 @@ class Daemon:
             return None
         active = self.store.active_document(source)
         if active and (active["size"], active["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
+            return None
+        if active and (active["state"] != "active" or self._sent(active["id"])):
+            # Its answers are paid for or on their way: it ends with the version that was sent,
+            # and the new one is taken once that is done (see _move_original).
             return None
         doc: dict[str, Any] = {"source": source, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         limit = self.config["watch.max_file_bytes"]
@@ -426,6 +445,8 @@ class Daemon:
         now = self.clock()
         if not self.create_backoff.ready(now) or (self.hold and not self.hold_backoff.ready(now)):
             return
+        if self.budget_hold and not self.budget_backoff.ready(now):
+            return
         if self.store.unresolved_batches():
             return
         drain = self.once and not self.watcher.pending
@@ -442,20 +463,29 @@ class Daemon:
         by_doc: dict[int, list[dict]] = defaultdict(list)
         for req in chosen:
             by_doc[req["document_id"]].append(req)
-        entries, ids = [], []
+        entries, ids, shapes = [], [], []
         for doc_id, reqs in by_doc.items():
             built = self._rebuild(doc_id, reqs)
             for req, params in built:
-                entries.append(b'{"custom_id":"' + req["custom_id"].encode() + b'","params":' + canonical(params) + b"}")
+                encoded = canonical(params)
+                entries.append(b'{"custom_id":"' + req["custom_id"].encode() + b'","params":' + encoded + b"}")
                 ids.append(req["id"])
+                shapes.append((params.get("model", ""), len(encoded), int(params.get("max_tokens") or 0)))
         if not ids:
             return True
+        costs = budget.estimate(self.pricing, self.store, shapes)
+        keep = self._within_budget(costs)
+        if keep == 0:
+            return False
+        entries, ids, costs = entries[:keep], ids[:keep], costs[:keep]
         body = b'{"requests":[' + b",".join(entries) + b"]}"
         del entries
         now = self.clock()
-        batch_id = self.store.record_intent(ids, len(body), now)
+        estimate = sum(costs)
+        batch_id = self.store.record_intent(ids, len(body), now, estimate)
         crashpoint("after_intent")
-        log.info("batch_submitting", batch=batch_id, requests=len(ids), bytes=len(body), reason=reason)
+        log.info("batch_submitting", batch=batch_id, requests=len(ids), bytes=len(body), reason=reason,
+                 estimated_usd=round(estimate, 6))
         try:
             info = self.api.create(body)
         except Held as exc:
@@ -488,6 +518,35 @@ class Daemon:
                  reason=reason)
         return True
 
+    def _within_budget(self, costs: list[float]) -> int:
+        """How many of these requests the daily budget lets go out now (all, without a budget)."""
+        limit = self.config["budget.max_usd_per_day"]
+        if limit is None:
+            return len(costs)
+        now = self.clock()
+        room = limit - budget.spent_today(self.store, now)
+        keep, total = 0, 0.0
+        for cost in costs:
+            if total + cost > room:
+                break
+            total += cost
+            keep += 1
+        if keep == 0:
+            reason = (f"daily budget: ${limit:.2f} (budget.max_usd_per_day) would be exceeded; "
+                      f"${max(room, 0):.4f} left today, the next request needs ${costs[0]:.4f}")
+            if self.budget_hold != reason:
+                log.warning("budget_held", limit_usd=limit, left_usd=round(max(room, 0), 6),
+                            next_usd=round(costs[0], 6))
+                self.store.set_meta("budget_hold", reason)
+            self.budget_hold = reason
+            self.budget_backoff.fail(now)
+        elif self.budget_hold:
+            log.info("budget_released")
+            self.store.set_meta("budget_hold", None)
+            self.budget_hold = None
+            self.budget_backoff.ok()
+        return keep
+
     def _rebuild(self, doc_id: int, reqs: list[dict]) -> list[tuple[dict, dict]]:
         """The requests' params, built again from the original, which must not have changed."""
         row = self.store.one("SELECT * FROM documents WHERE id=?", (doc_id,))
@@ -495,18 +554,23 @@ class Daemon:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            self.store.abandon_document(doc_id, f"the file could not be read again: {exc.strerror or exc}")
+            data, changed = b"", f"the file could not be read again: {exc.strerror or exc}"
             log.warning("document_vanished", document=row["source"], doc_id=doc_id)
+        else:
+            changed = None if hashlib.sha256(data).hexdigest() == row["sha256"] else \
+                "replaced by a newer version of the file"
+            if changed:
+                log.warning("document_replaced", document=row["source"], doc_id=doc_id)
+                self.watcher.note(path)
+        if changed and not self._sent(doc_id):
+            self.store.abandon_document(doc_id, changed)
             return []
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != row["sha256"]:
-            self.store.abandon_document(doc_id, "replaced by a newer version of the file")
-            log.warning("document_replaced", document=row["source"], doc_id=doc_id)
-            self.watcher.note(path)
-            return []
+        sha = row["sha256"]
         out = []
         failed: list[tuple[dict, str]] = []
         try:
+            if changed:  # part of it went out: it ends with that version's answers, and this part fails
+                raise LoadError(f"not sent: {changed} after the document's other requests had gone out")
             document = self.load(path, row["source"], data, sha)
         except LoadError as exc:
             failed = [(req, str(exc)) for req in reqs]
@@ -626,9 +690,12 @@ class Daemon:
             self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
             seen += len(chunk)
         self.store.batch_collected(batch["id"], max_attempts, self.clock())
-        counts = self.store.one("SELECT counts FROM batches WHERE id=?", (batch["id"],))["counts"]
+        budget.calibrate(self.store, batch["id"], api_id)
+        row = self.store.one("""SELECT b.counts, b.estimate_usd, (SELECT sum(cost_usd) FROM results r
+                                WHERE r.batch_api_id = b.api_id) AS cost FROM batches b WHERE b.id=?""", (batch["id"],))
         log.info("batch_collected", batch=batch["id"], batch_id=api_id, results=seen,
-                 counts=json.loads(counts) if counts else None)
+                 counts=json.loads(row["counts"]) if row["counts"] else None, cost_usd=row["cost"],
+                 estimated_usd=row["estimate_usd"])
 
     def _costs(self, message: dict) -> tuple[float | None, float | None]:
         if self.pricing is None:
@@ -688,8 +755,17 @@ class Daemon:
         log.info("document_finished", document=doc["source"], doc_id=doc["id"], folder=folder,
                  status=manifest["status"], error=manifest["error"])
 
+    def _sent(self, doc_id: int) -> bool:
+        """Whether any request of the document went out: from then on it ends with that version."""
+        return self.store.one("SELECT count(*) AS n FROM requests WHERE document_id=? AND batch_id IS NOT NULL",
+                              (doc_id,))["n"] > 0
+
     def _move_original(self, doc: dict, dest: Path) -> bool:
         src = self.config.inbox / doc["source"]
+        if src.is_symlink() or (src.exists() and not src.is_file()):
+            log.warning("original_changed", document=doc["source"],
+                        detail="no longer a regular file: left where it is, not a document")
+            return False
         if doc["sha256"] and src.exists() and not dest.exists():
             try:
                 same = hashlib.sha256(src.read_bytes()).hexdigest() == doc["sha256"]
@@ -698,6 +774,7 @@ class Daemon:
             if not same:
                 log.warning("original_changed", document=doc["source"],
                             detail="left in the inbox to be taken again as a new document")
+                self.watcher.note(src)
                 return False
         return outbox.move_original(src, dest)
 
@@ -716,6 +793,7 @@ class Daemon:
         if error is None and not tasks:
             error = "no enabled task applies to this document"
         status = "failed" if error else "done"
+        costs = [t["cost_usd"] for t in tasks.values() if t["status"] == "succeeded"]
         return {
             "schema": 1,
             "source": doc["source"],
@@ -725,6 +803,7 @@ class Daemon:
             "error": error,
             "original": None,
             "tasks": tasks,
+            "cost_usd": None if any(c is None for c in costs) else sum(costs),
             "finished_at": outbox.utc_now(),
         }, outputs
 
@@ -786,8 +865,11 @@ class Daemon:
         count, _, _ = self.store.queued_summary()
         in_flight = self.store.one("SELECT count(*) AS n FROM batches WHERE state IN ('in_progress','ended')")["n"]
         text = f"{count} requests waiting, {in_flight} batches in flight, {self.done_count} documents done"
-        if self.hold:
-            text += f"; HELD: {self.hold}"
+        if self.watcher.pending:
+            text += f", {len(self.watcher.pending)} files settling"
+        for hold in (self.hold, self.budget_hold):
+            if hold:
+                text += f"; HELD: {hold}"
         return text
 
 
@@ -818,3 +900,12 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, (int, float)):
         return isinstance(value, (int, float))
     return isinstance(value, type(default))
+
+
+def _utf8(name: str) -> bool:
+    """Whether a path from the filesystem is valid UTF-8 (undecodable bytes come as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

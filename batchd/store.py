@@ -102,8 +102,13 @@ def _m002_user_cancel(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE batches ADD COLUMN user_canceled INTEGER NOT NULL DEFAULT 0")
 
 
+def _m003_batch_cost(db: sqlite_utils.Database) -> None:
+    """A batch's estimated cost before it goes out, for the daily budget."""
+    db.execute("ALTER TABLE batches ADD COLUMN estimate_usd REAL")
+
+
 #: Append-only: never edit a migration once released, add a new one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_user_cancel]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_user_cancel, _m003_batch_cost]
 
 
 @dataclass
@@ -122,7 +127,8 @@ class Store:
 
     def __init__(self, path: Path, *, lock: bool = False) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The state holds answers paid for: a folder batchd creates for it is private.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         if lock:
             self._take_lock()
@@ -337,11 +343,11 @@ class Store:
                            "reuse_key": key, "size": size})
         return chosen
 
-    def record_intent(self, request_ids: list[int], body_bytes: int, now: float) -> int:
+    def record_intent(self, request_ids: list[int], body_bytes: int, now: float, estimate_usd: float = 0.0) -> int:
         """Commit, synced, that these requests are about to go out in one create call."""
         with self.atomic(durable=True):
-            cur = self.conn.execute("INSERT INTO batches (state, request_count, body_bytes, intent_at)"
-                                    " VALUES ('intent', ?, ?, ?)", (len(request_ids), body_bytes, now))
+            cur = self.conn.execute("INSERT INTO batches (state, request_count, body_bytes, intent_at, estimate_usd)"
+                                    " VALUES ('intent', ?, ?, ?, ?)", (len(request_ids), body_bytes, now, estimate_usd))
             batch_id = cur.lastrowid
             self._set_requests(request_ids, "state='submitting', batch_id=?", (batch_id,))
         return batch_id

@@ -3,6 +3,11 @@
 The watchdog observer thread only enqueues paths; settling, reading and everything
 else happens on the daemon's main thread. A start-up scan and periodic rescans cover
 what events miss (files already there, network shares, lost events).
+
+Where inotify cannot see changes (an inbox on NFS, SMB, sshfs, a VM's or container
+host's shared folder) or cannot be had at all (its watch limit reached), the polling
+observer is used instead: with ``watch.polling = true`` always, otherwise when the
+inbox's filesystem type says so or inotify fails to start. The choice is logged.
 """
 
 from __future__ import annotations
@@ -10,13 +15,28 @@ from __future__ import annotations
 import fnmatch
 import os
 import queue
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
+
+log = structlog.get_logger("batchd")
+
+#: Filesystems on which inotify misses changes made elsewhere (another client of the
+#: share, the host of a VM or container): their inbox is polled.
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "ceph", "glusterfs", "lustre", "gpfs", "9p",
+    "virtiofs", "vboxsf", "prl_fs", "vmhgfs", "fakeowner", "davfs", "fuse.sshfs", "fuse.rclone",
+    "fuse.glusterfs", "fuse.cephfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.davfs2", "fuse.grpcfuse",
+    "fuse.vmhgfs-fuse", "fuse.osxfs",
+})
+#: Seconds between two looks of the polling observer.
+POLL_INTERVAL = 1.0
 
 
 def ignored(relative: str, patterns: list[str]) -> bool:
@@ -25,7 +45,7 @@ def ignored(relative: str, patterns: list[str]) -> bool:
 
 
 class _Enqueue(FileSystemEventHandler):
-    def __init__(self, events: "queue.Queue[str]") -> None:
+    def __init__(self, events: "queue.SimpleQueue[str]") -> None:
         self.events = events
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -51,22 +71,48 @@ class Watcher:
         self.ignore = list(ignore)
         self.settle = settle
         self.polling = polling
-        self.events: "queue.Queue[str]" = queue.Queue()
+        # SimpleQueue: its put() is reentrant, so a signal handler may wake the loop with
+        # ``events.put("")`` even while the main thread is inside a get().
+        self.events: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self.pending: dict[Path, _Seen] = {}
         self.observer = None
+        #: "inotify" (or the platform's native events) or "polling", once started.
+        self.mode: str | None = None
 
     def start(self) -> None:
+        """Start the observer: polling if asked for or needed, native events otherwise."""
         self.inbox.mkdir(parents=True, exist_ok=True)
-        self.observer = PollingObserver(timeout=1.0) if self.polling else Observer()
-        self.observer.schedule(_Enqueue(self.events), str(self.inbox), recursive=True)
-        self.observer.daemon = True
-        self.observer.start()
+        reason = "watch.polling = true" if self.polling else None
+        fstype = filesystem_type(self.inbox)
+        if reason is None and fstype in NETWORK_FILESYSTEMS:
+            reason = f"the inbox is on {fstype}, where native events miss changes made elsewhere"
+        if reason is None:
+            try:
+                self._start(Observer())
+            except OSError as exc:
+                reason = f"native file events unavailable: {exc.strerror or exc}"
+                log.warning("watch_events_unavailable", inbox=str(self.inbox), error=str(exc))
+            else:
+                self.mode = "inotify" if type(self.observer).__name__.startswith("Inotify") else "native"
+                log.info("watching", inbox=str(self.inbox), mode=self.mode, filesystem=fstype)
+                return
+        self._start(PollingObserver(timeout=POLL_INTERVAL))
+        self.mode = "polling"
+        log.info("watching", inbox=str(self.inbox), mode="polling", filesystem=fstype, reason=reason,
+                 interval=POLL_INTERVAL)
+
+    def _start(self, observer) -> None:
+        observer.schedule(_Enqueue(self.events), str(self.inbox), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self.observer = observer
 
     def stop(self) -> None:
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
             self.observer = None
+            self.mode = None
 
     def scan(self) -> int:
         """Walk the whole inbox (symlinks not followed) and note every candidate."""
@@ -123,6 +169,8 @@ class Watcher:
                 st = os.lstat(path)
             except OSError:
                 del self.pending[path]
+                log.info("document_vanished", document=path.relative_to(self.inbox).as_posix(),
+                         detail="deleted or moved away before it settled; nothing to do")
                 continue
             if not stat.S_ISREG(st.st_mode):
                 del self.pending[path]
@@ -138,6 +186,31 @@ class Watcher:
         if not self.pending:
             return None
         return min(s.since for s in self.pending.values()) + self.settle
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding ``path`` (``nfs4``, ``ext4``...), from mountinfo."""
+    try:
+        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, fstype = "", None
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split():
+            continue
+        mount = _unescape(fields[4])
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, fstype = mount, right.split()[0]
+    return fstype
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _now() -> float:

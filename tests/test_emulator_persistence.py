@@ -98,3 +98,28 @@ def test_billing_happens_when_the_batch_ends_even_if_nobody_downloads(emulator, 
     billed = emulator.record.billed()
     assert len(billed) == ended.request_counts.succeeded > 0
     assert all(b["batch_id"] == batch.id for b in billed)
+
+
+def test_a_big_batch_is_finished_in_chunks_and_billed_once(emulator, emulator_client):
+    batch = emulator_client.messages.batches.create(requests=requests(2500))
+    ended = wait_ended(emulator_client, batch.id, timeout=20)
+    assert ended.request_counts.succeeded == 2500
+    ids = [r.custom_id for r in emulator_client.messages.batches.results(batch.id)]
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(2500)) and ids[-1] == "req-0"
+    billed = emulator.record.billed()
+    assert len(billed) == 2500 and len({b["custom_id"] for b in billed}) == 2500
+
+
+def test_finishing_interrupted_by_a_stop_resumes_without_double_billing(tmp_path):
+    state = tmp_path / "emulator.db"
+    with Emulator(faults=Faults(processing_time=0.0), state_path=state) as first:
+        client = _client(first)
+        batch = client.messages.batches.create(requests=requests(4000))
+        assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    with Emulator(state_path=state) as second:
+        client = _client(second)
+        ended = wait_ended(client, batch.id, timeout=30)
+        assert ended.request_counts.succeeded == 4000
+        assert len(list(client.messages.batches.results(batch.id))) == 4000
+        billed = second.record.billed()
+        assert len(billed) == 4000 and len({b["custom_id"] for b in billed}) == 4000

@@ -13,8 +13,11 @@ from datetime import datetime, timezone
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
+_TABLE = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(256))
+
+
 def _encode(digest: bytes, length: int = 22) -> str:
-    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:length])
+    return digest[:length].translate(_TABLE).decode("ascii")
 
 
 def derived(prefix: str, *parts: object) -> str:

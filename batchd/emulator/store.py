@@ -2,14 +2,15 @@
 
 One SQLite database holds everything, in a file when a state path is given (so a
 restarted emulator, and the ``--offline`` daemon using it, find the batches created
-before) or in memory otherwise: one code path, transactional writes, and a request's
-params kept as compact JSON text rather than Python objects, which keeps a 100,000-request
-batch within a small multiple of its body size.
+before) or in memory otherwise: one code path, transactional writes. Requests and results
+are kept in zlib-compressed chunks of 1,000 (JSON, not Python objects), so a
+100,000-request batch costs a fraction of its body size once created; the bill keeps
+token counts as integers.
 
-A batch is finished lazily: the first look at it after its end time computes every
-result (in chunks, releasing the lock between them so other calls proceed), then marks it
-ended and writes its bill in the same transaction. A crash in between leaves the chunks
-already done, and the next look resumes.
+A batch is finished lazily: the first look at it after its end time computes its results
+chunk by chunk (releasing the lock between chunks so that other calls proceed), then marks
+it ended in one last transaction, which is also what makes its bill visible. A crash in
+between leaves the chunks already done, and the next look resumes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,20 +52,14 @@ CREATE TABLE IF NOT EXISTS batches (
     results_bytes INTEGER NOT NULL DEFAULT 0,
     deleted_at REAL
 );
-CREATE TABLE IF NOT EXISTS requests (
-    bseq INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    custom_id TEXT NOT NULL,
-    params TEXT,
-    pos INTEGER,
-    outcome TEXT,
-    line BLOB,
-    reuse_key TEXT,
-    model TEXT,
-    usage TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS requests_idx ON requests (bseq, idx);
-CREATE INDEX IF NOT EXISTS requests_pos ON requests (bseq, pos, idx);
+-- [[custom_id, params], ...] of requests chunk*1000 .. chunk*1000+999, zlib'd JSON
+CREATE TABLE IF NOT EXISTS request_chunks (
+    bseq INTEGER NOT NULL, chunk INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (bseq, chunk));
+-- the JSONL lines of one request chunk's results, shuffled, zlib'd
+CREATE TABLE IF NOT EXISTS result_chunks (
+    bseq INTEGER NOT NULL, chunk INTEGER NOT NULL, sort_key INTEGER NOT NULL, size INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL, errored INTEGER NOT NULL, canceled INTEGER NOT NULL, expired INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (bseq, chunk));
 CREATE TABLE IF NOT EXISTS created (
     n INTEGER PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -71,19 +67,28 @@ CREATE TABLE IF NOT EXISTS created (
     custom_ids TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- batch rows count once their batch has ended; messages rows (bseq NULL) at once
 CREATE TABLE IF NOT EXISTS billed (
     n INTEGER PRIMARY KEY,
-    batch_id TEXT,
+    bseq INTEGER,
     custom_id TEXT,
-    reuse_key TEXT NOT NULL,
+    reuse_key BLOB NOT NULL,
     model TEXT NOT NULL,
-    usage TEXT NOT NULL,
-    billed_at REAL NOT NULL
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_5m INTEGER NOT NULL,
+    cache_1h INTEGER NOT NULL,
+    cache_read INTEGER NOT NULL,
+    service_tier TEXT NOT NULL,
+    billed_at REAL
 );
+CREATE INDEX IF NOT EXISTS billed_batch ON billed (bseq);
 CREATE TABLE IF NOT EXISTS prompt_cache (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 """
 _COUNTS = ("succeeded", "errored", "canceled", "expired")
 _INJECTED_ERRORS = (("api_error", "Internal server error"), ("overloaded_error", "Overloaded"))
+_BILL_COLUMNS = "bseq, custom_id, reuse_key, model, input_tokens, output_tokens, cache_5m, cache_1h, cache_read, " \
+                "service_tier, billed_at"
 
 
 def _dumps(value: Any) -> str:
@@ -98,7 +103,10 @@ class Store:
         self.seed = seed
         self.clock = clock
         self._lock = threading.RLock()
+        self._finalized = threading.Condition(self._lock)
         self._finalizing: set[int] = set()
+        self._workers: list[threading.Thread] = []
+        self._closed = False
         if self.path is not None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path or ":memory:", check_same_thread=False, isolation_level=None)
@@ -109,6 +117,10 @@ class Store:
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
+        """Let background work stop at a chunk boundary, then release the database."""
+        self._closed = True
+        for worker in list(self._workers):
+            worker.join()
         with self._lock:
             self._db.close()
 
@@ -138,14 +150,14 @@ class Store:
             seq = self._next(db, "batches")
             batch_id = ids.derived("msgbatch", self.seed, seq)
             custom_ids: list[str] = []
-            rows: list[tuple[int, int, str, str]] = []
+            pending: list[tuple[str, dict[str, Any]]] = []
             for index, custom_id, request_params in iter_requests(text):
                 custom_ids.append(custom_id)
-                rows.append((seq, index, custom_id, _dumps(request_params)))
-                if len(rows) >= _CHUNK:
-                    db.executemany("INSERT INTO requests (bseq, idx, custom_id, params) VALUES (?, ?, ?, ?)", rows)
-                    rows.clear()
-            db.executemany("INSERT INTO requests (bseq, idx, custom_id, params) VALUES (?, ?, ?, ?)", rows)
+                pending.append((custom_id, request_params))
+                if len(pending) == _CHUNK:
+                    self._store_chunk(db, seq, index // _CHUNK, pending)
+            if pending:
+                self._store_chunk(db, seq, (len(custom_ids) - 1) // _CHUNK, pending)
             db.execute(
                 "INSERT INTO batches (seq, id, created_at, expires_at, processing_time, error_rate, expire_rate, "
                 "request_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -154,6 +166,12 @@ class Store:
             db.execute("INSERT INTO created (batch_id, request_count, custom_ids, created_at) VALUES (?, ?, ?, ?)",
                        (batch_id, len(custom_ids), _dumps(custom_ids), now))
         return self._row(batch_id)
+
+    @staticmethod
+    def _store_chunk(db: sqlite3.Connection, seq: int, chunk: int, pending: list[tuple[str, dict[str, Any]]]) -> None:
+        data = zlib.compress(_dumps(pending).encode("utf-8"), 1)
+        db.execute("INSERT INTO request_chunks (bseq, chunk, data) VALUES (?, ?, ?)", (seq, chunk, data))
+        pending.clear()
 
     def _row(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
@@ -169,12 +187,26 @@ class Store:
                                   row["cancel_initiated_at"], row["cancel_delay"])
 
     def get(self, batch_id: str) -> dict[str, Any]:
-        """The batch's row as it stands now (ended and billed first if its time has come)."""
+        """The batch's row as it stands now. A batch whose time has come is ended and
+        billed first; a big one in the background, so that this poll does not wait for
+        it (the batch shows ``in_progress`` until its results are all computed)."""
         row = self._row(batch_id)
         if row["ended_at"] is None and self._timeline(row).status(self.clock()) == "ended":
-            self._finalize(row)
+            if row["request_count"] <= _CHUNK:
+                self._finalize(row)
+            else:
+                self._finalize_in_background(row)
             row = self._row(batch_id)
         return row
+
+    def _finalize_in_background(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            if row["seq"] in self._finalizing or self._closed:
+                return
+            self._workers = [w for w in self._workers if w.is_alive()]
+            worker = threading.Thread(target=self._finalize, args=(row,), name=f"finish-{row['id']}", daemon=True)
+            self._workers.append(worker)
+            worker.start()
 
     def page(self, *, limit: int, after_id: str | None, before_id: str | None) -> tuple[list[dict[str, Any]], bool]:
         """A page of batches, newest first, and whether more lie in that direction."""
@@ -225,7 +257,8 @@ class Store:
             raise invalid(f"Message batch {batch_id} cannot be deleted while it is still processing; "
                           f"cancel it first and delete it once it has ended.")
         with self._transaction() as db:
-            db.execute("DELETE FROM requests WHERE bseq = ?", (row["seq"],))
+            db.execute("DELETE FROM request_chunks WHERE bseq = ?", (row["seq"],))
+            db.execute("DELETE FROM result_chunks WHERE bseq = ?", (row["seq"],))
             db.execute("UPDATE batches SET deleted_at = ? WHERE seq = ?", (self.clock(), row["seq"]))
 
     def results(self, batch_id: str) -> tuple[int, Iterator[bytes]]:
@@ -240,16 +273,16 @@ class Store:
         return row["results_bytes"], self._stream(row["seq"])
 
     def _stream(self, seq: int) -> Iterator[bytes]:
-        last = (-1, -1)
+        after = (-1, -1)
         while True:
             with self._lock:
-                rows = self._db.execute(
-                    "SELECT pos, idx, line FROM requests WHERE bseq = ? AND (pos, idx) > (?, ?) "
-                    "ORDER BY pos, idx LIMIT ?", (seq, last[0], last[1], _CHUNK)).fetchall()
-            if not rows:
+                found = self._db.execute(
+                    "SELECT sort_key, chunk, data FROM result_chunks WHERE bseq = ? AND (sort_key, chunk) > (?, ?) "
+                    "ORDER BY sort_key, chunk LIMIT 1", (seq, *after)).fetchone()
+            if found is None:
                 return
-            last = (rows[-1][0], rows[-1][1])
-            yield b"".join(line + b"\n" for _, _, line in rows)
+            after = (found[0], found[1])
+            yield zlib.decompress(found[2])
 
     def advance_all(self) -> None:
         """End every batch whose time has come, so that the bill is complete."""
@@ -258,6 +291,9 @@ class Store:
         now = self.clock()
         for row in due:
             if self._timeline(row).status(now) == "ended":
+                with self._lock:
+                    while row["seq"] in self._finalizing:
+                        self._finalized.wait()
                 self._finalize(row)
 
     # -- finishing a batch -------------------------------------------------------------------
@@ -273,60 +309,65 @@ class Store:
             timeline = self._timeline(row)
             while True:
                 with self._lock:
-                    pending = self._db.execute(
-                        "SELECT idx, custom_id, params FROM requests WHERE bseq = ? AND outcome IS NULL "
-                        "ORDER BY idx LIMIT ?", (seq, _CHUNK)).fetchall()
-                    if not pending:
+                    if self._closed:
+                        return
+                    found = self._db.execute("SELECT chunk, data FROM request_chunks WHERE bseq = ? ORDER BY chunk "
+                                             "LIMIT 1", (seq,)).fetchone()
+                    if found is None:
                         break
-                    updates = [self._outcome(row, timeline, *item) for item in pending]
-                    with self._transaction() as db:
-                        db.executemany(
-                            "UPDATE requests SET pos = ?, outcome = ?, line = ?, reuse_key = ?, model = ?, "
-                            "usage = ?, params = NULL WHERE bseq = ? AND idx = ?", updates)
+                    self._finish_chunk(row, timeline, found[0], json.loads(zlib.decompress(found[1])))
             with self._transaction() as db:
-                counts = dict(db.execute("SELECT outcome, COUNT(*) FROM requests WHERE bseq = ? GROUP BY outcome",
-                                         (seq,)).fetchall())
-                size = db.execute("SELECT COALESCE(SUM(LENGTH(line) + 1), 0) FROM requests WHERE bseq = ?",
-                                  (seq,)).fetchone()[0]
-                changed = db.execute(
-                    "UPDATE batches SET ended_at = ?, succeeded = ?, errored = ?, canceled = ?, expired = ?, "
-                    "results_bytes = ? WHERE seq = ? AND ended_at IS NULL",
-                    (timeline.end_at, *(counts.get(k, 0) for k in _COUNTS), size, seq)).rowcount
-                if changed:
-                    db.execute(
-                        "INSERT INTO billed (batch_id, custom_id, reuse_key, model, usage, billed_at) "
-                        "SELECT ?, custom_id, reuse_key, model, usage, ? FROM requests "
-                        "WHERE bseq = ? AND outcome = 'succeeded' ORDER BY idx",
-                        (row["id"], timeline.end_at, seq))
+                totals = db.execute("SELECT COALESCE(SUM(size), 0), COALESCE(SUM(succeeded), 0), "
+                                    "COALESCE(SUM(errored), 0), COALESCE(SUM(canceled), 0), "
+                                    "COALESCE(SUM(expired), 0) FROM result_chunks WHERE bseq = ?", (seq,)).fetchone()
+                db.execute("UPDATE batches SET ended_at = ?, results_bytes = ?, succeeded = ?, errored = ?, "
+                           "canceled = ?, expired = ? WHERE seq = ? AND ended_at IS NULL",
+                           (timeline.end_at, *totals, seq))
         finally:
             with self._lock:
                 self._finalizing.discard(seq)
+                self._finalized.notify_all()
 
-    def _outcome(self, row: dict[str, Any], timeline: lifecycle.Timeline, index: int, custom_id: str,
-                 params_text: str) -> tuple[Any, ...]:
-        draws = lifecycle.dice(self.seed, row["id"], index)
+    def _finish_chunk(self, row: dict[str, Any], timeline: lifecycle.Timeline, chunk: int,
+                      requests: list[list[Any]]) -> None:
+        """Results and bill of one chunk, stored in one transaction with the chunk's removal."""
+        lines: list[tuple[int, bytes]] = []
+        bills: list[tuple[Any, ...]] = []
+        counts = dict.fromkeys(_COUNTS, 0)
+        for offset, (custom_id, request_params) in enumerate(requests):
+            index = chunk * _CHUNK + offset
+            draws = lifecycle.dice(self.seed, row["id"], index)
+            result = self._result(row, timeline, draws, custom_id, request_params)
+            counts[result["type"]] += 1
+            lines.append((draws.order, _dumps({"custom_id": custom_id, "result": result}).encode("utf-8")))
+            if result["type"] == "succeeded":
+                bills.append(_bill(row["seq"], custom_id, request_params, result["message"], None))
+        lines.sort(key=lambda item: item[0])
+        data = b"".join(line + b"\n" for _, line in lines)
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO result_chunks (bseq, chunk, sort_key, size, succeeded, errored, "
+                       "canceled, expired, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (row["seq"], chunk, lines[0][0] if chunk else lifecycle.LAST, len(data),
+                        *(counts[k] for k in _COUNTS), zlib.compress(data, 1)))
+            db.executemany(f"INSERT INTO billed ({_BILL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bills)
+            db.execute("DELETE FROM request_chunks WHERE bseq = ? AND chunk = ?", (row["seq"], chunk))
+
+    def _result(self, row: dict[str, Any], timeline: lifecycle.Timeline, draws: lifecycle.Dice, custom_id: str,
+                request_params: dict[str, Any]) -> dict[str, Any]:
         fate = lifecycle.fate(timeline, draws, row["error_rate"], row["expire_rate"])
-        key = model = usage = None
-        result: dict[str, Any]
         if fate in ("canceled", "expired"):
-            result = {"type": fate}
-        else:
-            request_params = json.loads(params_text)
-            error = params_rules.error_of(request_params, mode="batch")
-            if error is not None:
-                result = {"type": "errored", "error": envelope(error.error_type, error.message, None)}
-            elif fate == "failed":
-                error_type, message = _INJECTED_ERRORS[int(draws.kind * len(_INJECTED_ERRORS))]
-                result = {"type": "errored", "error": envelope(error_type, message, None)}
-            else:
-                message = engine.answer(
-                    request_params, message_id=ids.derived("msg", self.seed, row["id"], custom_id),
-                    tool_use_id=ids.derived("toolu", self.seed, row["id"], custom_id), service_tier="batch",
-                    cache=self, now=timeline.finish_time(draws.finish))
-                result = {"type": "succeeded", "message": message}
-                key, model, usage = reuse_key(request_params), message["model"], _dumps(message["usage"])
-        line = _dumps({"custom_id": custom_id, "result": result}).encode("utf-8")
-        return draws.order, result["type"], line, key, model, usage, row["seq"], index
+            return {"type": fate}
+        error = params_rules.error_of(request_params, mode="batch")
+        if error is not None:
+            return {"type": "errored", "error": envelope(error.error_type, error.message, None)}
+        if fate == "failed":
+            error_type, message = _INJECTED_ERRORS[int(draws.kind * len(_INJECTED_ERRORS))]
+            return {"type": "errored", "error": envelope(error_type, message, None)}
+        message = engine.answer(
+            request_params, message_id=ids.derived("msg", self.seed, row["id"], custom_id),
+            tool_use_id=ids.derived("toolu", self.seed, row["id"], custom_id), service_tier="batch",
+            cache=self, now=timeline.finish_time(draws.finish))
+        return {"type": "succeeded", "message": message}
 
     def touch(self, key: str, ttl_seconds: float, now: float) -> bool:
         """The engine's prompt cache: True for a fresh hit; every use extends the entry."""
@@ -347,9 +388,8 @@ class Store:
             message = engine.answer(request_params, message_id=ids.derived("msg", self.seed, "messages", n),
                                     tool_use_id=ids.derived("toolu", self.seed, "messages", n),
                                     service_tier="standard", cache=self, now=now)
-            db.execute("INSERT INTO billed (batch_id, custom_id, reuse_key, model, usage, billed_at) "
-                       "VALUES (NULL, NULL, ?, ?, ?, ?)",
-                       (reuse_key(request_params), message["model"], _dumps(message["usage"]), now))
+            db.execute(f"INSERT INTO billed ({_BILL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       _bill(None, None, request_params, message, now))
         return message
 
     # -- the record ----------------------------------------------------------------------------
@@ -364,10 +404,25 @@ class Store:
     def billed_log(self) -> list[dict[str, Any]]:
         self.advance_all()
         with self._lock:
-            rows = self._db.execute("SELECT batch_id, custom_id, reuse_key, model, usage, billed_at FROM billed "
-                                    "ORDER BY n").fetchall()
-        return [{"batch_id": b, "custom_id": c, "reuse_key": k, "model": m, "usage": json.loads(u),
-                 "billed_at": ids.rfc3339(t)} for b, c, k, m, u, t in rows]
+            rows = self._db.execute(
+                "SELECT b.id, l.custom_id, l.reuse_key, l.model, l.input_tokens, l.output_tokens, l.cache_5m, "
+                "l.cache_1h, l.cache_read, l.service_tier, COALESCE(l.billed_at, b.ended_at) AS at "
+                "FROM billed l LEFT JOIN batches b ON b.seq = l.bseq "
+                "WHERE l.bseq IS NULL OR b.ended_at IS NOT NULL ORDER BY at, l.n").fetchall()
+        return [{"batch_id": batch_id, "custom_id": custom_id, "reuse_key": key.hex(), "model": model,
+                 "usage": engine.usage(inp, out, service_tier=tier, creation_5m=c5, creation_1h=c1h, read=read),
+                 "billed_at": ids.rfc3339(at)}
+                for batch_id, custom_id, key, model, inp, out, c5, c1h, read, tier, at in rows]
+
+
+def _bill(seq: int | None, custom_id: str | None, request_params: dict[str, Any], message: dict[str, Any],
+          at: float | None) -> tuple[Any, ...]:
+    """A row of the bill: who, which params (by reuse key), and the token counts."""
+    usage = message["usage"]
+    return (seq, custom_id, bytes.fromhex(reuse_key(request_params)), message["model"], usage["input_tokens"],
+            usage["output_tokens"], usage["cache_creation"]["ephemeral_5m_input_tokens"],
+            usage["cache_creation"]["ephemeral_1h_input_tokens"], usage["cache_read_input_tokens"],
+            usage["service_tier"], at)
 
 
 def render(row: dict[str, Any], now: float, results_base: str) -> dict[str, Any]:
