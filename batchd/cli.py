@@ -281,5 +281,14 @@ def _add_emulate() -> None:
 _add_emulate()
 
 
+def _add_doctor() -> None:
+    from batchd.doctor import doctor
+
+    cli.add_command(doctor)
+
+
+_add_doctor()
+
+
 def main() -> None:
     cli(prog_name="batchd")

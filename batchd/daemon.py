@@ -376,29 +376,38 @@ class Daemon:
 
         return replace(document, source=source, sha256=sha, bytes=len(data))
 
-    def tasks_for(self, document: Document) -> list[str]:
-        """Enabled tasks (or the route's, for a routed subfolder) that apply to the document."""
-        names = self.config.enabled_tasks
-        best = -1
-        for folder, route in self.config.routes.items():
-            if (document.source.startswith(folder + "/") or folder == "") and len(folder) > best:
-                names, best = route, len(folder)
+    def tasks_for(self, document: Document, errors: dict[str, str] | None = None,
+                  names: list[str] | None = None) -> list[str]:
+        """Enabled tasks (or the route's, for a routed subfolder; or ``names``) that apply to the document.
+
+        A task whose ``applies`` raises is left out and, with ``errors``, recorded there
+        with the plugin's name, so that its result.json entry can say so.
+        """
+        if names is None:
+            names = self.config.enabled_tasks
+            best = -1
+            for folder, route in self.config.routes.items():
+                if (document.source.startswith(folder + "/") or folder == "") and len(folder) > best:
+                    names, best = route, len(folder)
         chosen = []
         for name in names:
-            task = self.plugins.tasks.get(name)
-            if task is None:
+            if name not in self.plugins.tasks:
                 continue
             try:
-                if task.applies(document, self.settings[name]):
+                if self.plugins.run_task(name, "applies", document, self.settings[name]):
                     chosen.append(name)
-            except Exception as exc:  # noqa: BLE001
-                log.error("plugin_hook_failed", plugin=self.plugins.task_owner[name], task=name,
-                          document=document.source, error=f"{type(exc).__name__}: {exc}")
+            except PluginError as exc:
+                log.error("task_failed", plugin=exc.plugin, task=name, document=document.source,
+                          error=f"applies: {exc.reason}")
+                if errors is not None:
+                    errors[name] = f"{exc} (in applies)"
         return chosen
 
     def build_all(self, document: Document) -> list[dict]:
-        reqs = []
-        for name in self.tasks_for(document):
+        errors: dict[str, str] = {}
+        chosen = self.tasks_for(document, errors)
+        reqs = [{"task": name, "error": error} for name, error in errors.items()]
+        for name in chosen:
             try:
                 params = self.params_for(document, name)
             except PluginError as exc:
@@ -411,28 +420,13 @@ class Daemon:
 
     def params_for(self, document: Document, name: str) -> dict[str, Any]:
         """A task's request params for a document, adjusted by the plugins that want to."""
-        task: Task = self.plugins.tasks[name]
         owner = self.plugins.task_owner[name]
         settings = self.settings[name]
-        try:
-            body = task.build(document, settings)
-        except Exception as exc:  # noqa: BLE001
-            raise PluginError(owner, exc) from exc
+        body = self.plugins.run_task(name, "build", document, settings)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
             raise PluginError(owner, f"task {name} built {type(body).__name__} without messages, not request params")
         params = {"model": settings["model"], "max_tokens": settings["max_tokens"], **body}
-        hook = self.plugins.pm.hook.batchd_adjust_request
-        for impl in reversed(hook.get_hookimpls()):
-            args = {"task": name, "document": document, "params": params}
-            try:
-                result = impl.function(**{a: args[a] for a in impl.argnames})
-            except Exception as exc:  # noqa: BLE001
-                raise PluginError(impl.plugin_name, exc) from exc
-            if result is not None:
-                if not isinstance(result, dict) or not result.get("messages"):
-                    raise PluginError(impl.plugin_name, f"batchd_adjust_request returned {type(result).__name__}"
-                                                        " without messages")
-                params = result
+        params = self.plugins.adjust_request(task=name, document=document, params=params)
         try:
             canonical(params)
         except (TypeError, ValueError) as exc:
@@ -678,19 +672,23 @@ class Daemon:
         api_id = batch["api_id"]
         max_attempts = self.config["batch.max_attempts"]
         chunk: list[Outcome] = []
+        holding: list[str] = []
         seen = 0
         for outcome in self.api.results(api_id):
             chunk.append(outcome)
             crashpoint("mid_results")
             if len(chunk) >= RESULT_CHUNK:
-                self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
+                holding += self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs,
+                                                      self.clock())
                 seen += len(chunk)
                 chunk = []
         if chunk:
-            self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
+            holding += self.store.record_outcomes(batch["id"], api_id, chunk, max_attempts, self._costs, self.clock())
             seen += len(chunk)
         self.store.batch_collected(batch["id"], max_attempts, self.clock())
         budget.calibrate(self.store, batch["id"], api_id)
+        if holding:
+            self._set_hold(f"{len(holding)} requests refused: {holding[0]}")
         row = self.store.one("""SELECT b.counts, b.estimate_usd, (SELECT sum(cost_usd) FROM results r
                                 WHERE r.batch_api_id = b.api_id) AS cost FROM batches b WHERE b.id=?""", (batch["id"],))
         log.info("batch_collected", batch=batch["id"], batch_id=api_id, results=seen,
@@ -717,7 +715,7 @@ class Daemon:
             log.info("queue_released", reason=self.hold)
             self.store.set_meta("hold", None)
             self.hold = None
-            self.hold_backoff.ok()
+            self.hold_backoff.until = 0.0
 
     # -- outbox ------------------------------------------------------------------
 
@@ -807,6 +805,17 @@ class Daemon:
             "finished_at": outbox.utc_now(),
         }, outputs
 
+    def output_for(self, name: str, message: dict) -> bytes:
+        """The content of task ``name``'s output file, from its answer; PluginError naming the plugin if unusable."""
+        task: Task = self.plugins.tasks[name]
+        content = self.plugins.run_task(name, "parse", message, self.settings.get(name, {}))
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        if not isinstance(content, bytes):
+            raise PluginError(self.plugins.task_owner[name],
+                              f"{type(task).__name__}.parse returned {type(content).__name__}, not str or bytes")
+        return content
+
     def _task_entry(self, doc: dict, req: dict) -> tuple[dict, bytes | None]:
         name = req["task"]
         task = self.plugins.tasks.get(name)
@@ -840,17 +849,10 @@ class Daemon:
                 entry.update(status="failed", error=f"task {name} is no longer provided by any plugin")
             else:
                 try:
-                    content = task.parse(message, self.settings.get(name, {}))
-                    if isinstance(content, str):
-                        content = content.encode("utf-8")
-                    if not isinstance(content, bytes):
-                        raise TypeError(f"parse returned {type(content).__name__}, not str or bytes")
-                    output = content
+                    output = self.output_for(name, message)
                     entry["output"] = task.output
-                except Exception as exc:  # noqa: BLE001
-                    plugin = self.plugins.task_owner.get(name, name)
-                    entry.update(status="failed", error=f"plugin {plugin} could not read the answer: "
-                                                        f"{type(exc).__name__}: {exc}")
+                except PluginError as exc:
+                    entry.update(status="failed", error=f"plugin {exc.plugin} could not read the answer: {exc.reason}")
                     log.error("task_failed", document=doc["source"], task=name, custom_id=entry["custom_id"],
                               error=entry["error"])
         elif entry["status"] != "failed" and not entry["error"]:

@@ -27,6 +27,9 @@ import sqlite_utils
 ACTIVE = ("queued", "waiting", "submitting", "in_flight")
 #: Per-request outcomes that are sent again in a later batch, up to batch.max_attempts.
 RETRYABLE = {"api_error", "overloaded_error", "rate_limit_error", "timeout_error", "expired"}
+#: Per-request errors no retry fixes and no document is to blame for (bad key, billing,
+#: permission, unknown model): the request waits again and the queue is held.
+HOLDING = {"authentication_error", "billing_error", "permission_error", "not_found_error"}
 
 
 class StateLocked(Exception):
@@ -421,9 +424,9 @@ class Store:
                                              json.dumps(counts), next_poll, interval, ended_at, batch_id))
 
     def record_outcomes(self, batch_id: int, api_id: str, outcomes: list[Outcome], max_attempts: int,
-                        costs: Callable[[dict[str, Any]], tuple[float | None, float | None]], now: float) -> int:
-        """Apply a chunk of results in one transaction; returns how many were new."""
-        applied = 0
+                        costs: Callable[[dict[str, Any]], tuple[float | None, float | None]], now: float) -> list[str]:
+        """Apply a chunk of results in one transaction; returns the errors that hold the queue."""
+        holding: list[str] = []
         user_canceled = bool(self.conn.execute("SELECT user_canceled FROM batches WHERE id=?", (batch_id,)).fetchone()[0])
         with self.atomic():
             for out in outcomes:
@@ -432,9 +435,12 @@ class Store:
                 if row is None or row[5] != "in_flight":
                     continue
                 rid, doc_id, task, attempt, key, _ = row
-                applied += 1
                 if out.type == "succeeded":
                     self._succeeded(rid, key, out, api_id, costs, now)
+                elif out.error_type in HOLDING:
+                    self.conn.execute("UPDATE requests SET state='queued', batch_id=NULL, error=? WHERE id=?",
+                                      (out.error, rid))
+                    holding.append(out.error or out.error_type)
                 elif attempt < max_attempts and (out.error_type in RETRYABLE or out.type == "expired"
                                                   or (out.type == "canceled" and not user_canceled)):
                     self.conn.execute("UPDATE requests SET state='retried', outcome=?, error=? WHERE id=?",
@@ -446,7 +452,7 @@ class Store:
                     self.conn.execute("UPDATE requests SET state='final', outcome=?, error=? WHERE id=?",
                                       (out.type, out.error, rid))
                     self._resolve_waiters_with_failure([rid])
-        return applied
+        return holding
 
     def _succeeded(self, rid: int, key: str, out: Outcome, api_id: str,
                    costs: Callable[[dict[str, Any]], tuple[float | None, float | None]], now: float) -> None:

@@ -3,8 +3,12 @@
 Installed as the ``pytest11`` entry point, so a plugin author's test is three lines::
 
     def test_my_task(batchd_run):
-        results = batchd_run({"memo.txt": "Call Ann at ann@example.com"}, plugins=[my_plugin], tasks=["my_task"])
+        results = batchd_run({"memo.txt": "Call Ann at ann@example.com"}, plugins=["plugins/my.py"], tasks=["my_task"])
         assert results["memo.txt"]["tasks"]["my_task"]["status"] == "succeeded"
+
+Fixtures: ``batchd_run`` (files in, result.jsons out), ``batchd_harness`` (a Harness to
+drive by hand: start, drop files, wait, stop) and ``batchd_emulator`` (the emulator, whose
+``record`` shows what was sent and billed).
 
 The run is real: files in a temporary inbox, the daemon with its state file, the
 official SDK against the emulator on loopback, the outbox read back.
@@ -71,13 +75,20 @@ class Harness:
         """A Daemon for this harness, built exactly as ``batchd run`` builds it."""
         from batchd.api import Api
         from batchd.config import load
-        from batchd.daemon import Daemon
+        from batchd.daemon import Daemon, task_settings
         from batchd.plugins import Plugins
         from batchd.pricing import Pricing
         from batchd.store import Store
 
         config = load(self.write_config())
         plugins = Plugins(config.plugins, load_installed=False, extra=self.extra_plugins)
+        wanted = config.enabled_tasks + [t for route in config.routes.values() for t in route]
+        missing = sorted({name for name in wanted if name not in plugins.tasks})
+        if missing:
+            # ``batchd run`` refuses to start here too (exit 2); say why, with the plugins' errors.
+            raise AssertionError(f"tasks {missing} are enabled but no plugin provides them"
+                                 f" (plugin errors: {plugins.errors() or 'none'})")
+        task_settings(config, plugins)  # a bad [tasks.NAME] raises ConfigError before the state is locked
         store = Store(config.state, lock=True)
         return Daemon(config, plugins, Api("test-key", self.base_url), store, once=once,
                       pricing=Pricing.load(config.pricing))
@@ -234,18 +245,36 @@ def batchd_harness(tmp_path, batchd_emulator) -> Callable[..., Harness]:
 
 @pytest.fixture
 def batchd_run(batchd_harness) -> Callable[..., dict[str, dict[str, Any]]]:
-    """Run batchd --once over some files with some plugins; returns result.json by source."""
+    """Run ``batchd run --once`` over some files with some plugins; returns each result.json by source.
+
+    ``files`` maps inbox paths to contents (str or bytes). ``plugins`` are plugin modules,
+    objects with ``@hookimpl`` methods, or paths of plugin files (loaded as if they were in
+    the plugins folder). ``tasks`` are the tasks to enable (default: the built-in three);
+    ``config`` is merged into the configuration (``{"tasks": {"NAME": {...}}}``, ``{"routes":
+    ...}``). Besides the result.json keys, each result has ``_folder`` (its outbox folder,
+    relative), ``_dir`` (the same, absolute) and ``_outputs`` (each output file's text, by
+    file name).
+    """
 
     def run(files: dict[str, str | bytes], plugins: Iterable = (), tasks: list[str] | None = None,
             config: dict | None = None) -> dict[str, dict[str, Any]]:
         cfg = dict(config or {})
         if tasks is not None:
-            cfg.setdefault("tasks", {})["enabled"] = tasks
-        h = batchd_harness(cfg, plugins)
+            cfg["tasks"] = {**cfg.get("tasks", {}), "enabled": list(tasks)}
+        h = batchd_harness(cfg, plugins, name=f"batchd-run-{len(run.harnesses)}")
+        run.harnesses.append(h)
         h.drop(files)
         code = h.run_once()
         if code != 0:
             raise AssertionError(f"batchd run --once exited {code}")
-        return h.results()
+        results = h.results()
+        for manifest in results.values():
+            folder = h.outbox / manifest["_folder"]
+            manifest["_dir"] = str(folder)
+            manifest["_outputs"] = {
+                task["output"]: (folder / task["output"]).read_bytes().decode("utf-8", errors="replace")
+                for task in manifest["tasks"].values() if task["output"]}
+        return results
 
+    run.harnesses = []  # type: ignore[attr-defined]
     return run
