@@ -92,7 +92,7 @@ def _info(batch: MessageBatch) -> BatchInfo:
         ended_at=_ts(batch.ended_at) if batch.ended_at else None,
         request_count=sum(counts.values()),
         counts=counts,
-        archived=batch.archived_at is not None if hasattr(batch, "archived_at") else False,
+        archived=getattr(batch, "archived_at", None) is not None,
     )
 
 

@@ -13,6 +13,7 @@ import click
 import structlog
 
 from batchd import __version__
+from batchd.commands import PluginCommandGroup
 from batchd.config import Config, ConfigError, default_path, load
 
 CONFIG_HELP = "Configuration file (default ./config.toml, or $BATCHD_CONFIG)."
@@ -62,7 +63,7 @@ def open_plugins(config: Config):
     return plugins
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchd")
 @_config_option
 @click.pass_context
@@ -166,17 +167,21 @@ def render_status(f: dict[str, Any], now: float) -> str:
 @click.pass_context
 def plugins_cmd(ctx: click.Context, config_path: Path | None, as_json: bool, show_all: bool) -> None:
     """List plugins, where each came from, the tasks they provide, and load errors."""
+    from batchd import logs
     from batchd.plugins import Plugins
 
     config = open_config(ctx, config_path)
+    logs.configure("error", config["log.format"])  # on stderr: stdout is the listing
     plugins = Plugins(config.plugins)
+    plugins.register_commands(cli, reserved=cli.commands)
     rows = []
     for name, info in plugins.info.items():
         if info.builtin and not show_all:
             continue
         plugin = plugins.pm.get_plugin(name)
         hooks = sorted(h.name for h in plugins.pm.get_hookcallers(plugin)) if plugin else []
-        rows.append({"name": name, "source": info.source, "hooks": hooks, "tasks": info.tasks, "error": info.error})
+        rows.append({"name": name, "source": info.source, "version": info.version, "hooks": hooks,
+                     "tasks": info.tasks, "commands": info.commands, "error": info.error})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -186,6 +191,8 @@ def plugins_cmd(ctx: click.Context, config_path: Path | None, as_json: bool, sho
         click.echo(f"{row['name']}  [{row['source']}]")
         if row["tasks"]:
             click.echo(f"  tasks: {', '.join(row['tasks'])}")
+        if row["commands"]:
+            click.echo(f"  commands: {', '.join(row['commands'])}")
         if row["hooks"]:
             click.echo(f"  hooks: {', '.join(row['hooks'])}")
         if row["error"]:

@@ -59,8 +59,9 @@ class _Backoff:
     current: float = 0.0
 
     def fail(self, now: float, retry_after: float | None = None) -> float:
+        """Wait what the server asked for (``retry-after``), else twice as long as last time."""
         self.current = min(self.maximum, self.current * 2 if self.current else self.initial)
-        wait = max(self.current, retry_after or 0.0)
+        wait = max(0.1, retry_after) if retry_after is not None else self.current
         self.until = now + wait
         return wait
 
@@ -648,14 +649,19 @@ class Daemon:
         self.send_cancels()
         for batch in self.store.batches_to_poll(now):
             try:
-                if batch["state"] == "in_progress":
-                    info = self.api.retrieve(batch["api_id"])
-                    interval = next_interval(batch["poll_interval"], self._poll_initial,
-                                             float(self.config["batch.poll_max"]))
-                    self.store.batch_polled(batch["id"], info.status, info.counts, now + interval, interval,
-                                            info.ended_at)
-                    if info.status != "ended":
-                        continue
+                info = self.api.retrieve(batch["api_id"])
+                interval = next_interval(batch["poll_interval"], self._poll_initial,
+                                         float(self.config["batch.poll_max"]))
+                self.store.batch_polled(batch["id"], info.status, info.counts, now + interval, interval,
+                                        info.ended_at)
+                if info.archived:
+                    log.error("results_lost", batch=batch["id"], batch_id=batch["api_id"],
+                              detail="the API no longer holds this batch's results (29 days after creation); "
+                                     "its requests are sent again")
+                    self.store.batch_collected(batch["id"], self.config["batch.max_attempts"], now)
+                    continue
+                if info.status != "ended":
+                    continue
                 self.collect(batch)
             except Held as exc:
                 self._set_hold(str(exc))

@@ -7,6 +7,7 @@ one real request of each enabled task, through ``count_tokens`` (free of charge)
 params batchd would send for a tiny document. ``--offline`` asks the built-in emulator
 instead, as ``batchd run --offline`` does.
 
+A check that cannot run because of a failure already reported says so on a "-" line.
 Exit codes: 0 when every check passes, 1 when one fails, 2 for a bad configuration.
 """
 
@@ -41,9 +42,9 @@ class Report:
         encoding = getattr(sys.stdout, "encoding", None) or "ascii"
         try:
             "✓✗".encode(encoding)
-            self.marks = ("✓", "✗")
+            self.marks = ("✓", "✗", "-")
         except (UnicodeEncodeError, LookupError):
-            self.marks = ("ok  ", "FAIL")
+            self.marks = ("ok  ", "FAIL", "skip")
 
     def ok(self, text: str) -> None:
         self.echo(f"{self.marks[0]} {text}")
@@ -52,6 +53,10 @@ class Report:
         self.failed = True
         self.config_failed = self.config_failed or config
         self.echo(f"{self.marks[1]} {text}")
+
+    def skip(self, text: str) -> None:
+        """A check that cannot run because of a failure already reported."""
+        self.echo(f"{self.marks[2]} {text}")
 
     @property
     def exit_code(self) -> int:
@@ -85,9 +90,9 @@ def run_checks(config_path: Path, offline: bool, report: Report) -> None:
     check_folders(config, report)
     key = check_key(offline, report)
     if builder is None:
-        report.fail("request check skipped: fix the configuration first")
+        report.skip("request check skipped: fix the configuration first")
     elif key is None:
-        report.fail("request check skipped: no API key")
+        report.skip("request check skipped: no API key")
     else:
         check_requests(builder, key, offline, report)
 

@@ -58,6 +58,8 @@ def _forced(name: str, schema: dict, text: str, **extra) -> dict:
 
 
 def _create(client: anthropic.Anthropic, body: dict) -> dict:
+    validate("CreateMessageParams", body)
+    validate("CreateMessageBatchParams", {"requests": [{"custom_id": "check", "params": body}]})
     response = client.messages.with_raw_response.create(**body)
     data = json.loads(response.text())
     validate("Message", data)

@@ -90,3 +90,25 @@ def test_http_faults_back_off_and_recover(batchd_harness, batchd_emulator):
     assert batchd_emulator.faults.fail_next == 0
     billed = [b["custom_id"] for b in batchd_emulator.record.billed()]
     assert len(billed) == len(set(billed)) == 3
+
+
+def test_results_archived_after_29_days_are_reported_and_sent_again(tmp_path):
+    from batchd.emulator import Emulator, Faults, ManualClock
+    from batchd.testing import Harness, wait_until
+
+    clock = ManualClock()
+    with Emulator(faults=Faults(processing_time=3600), clock=clock) as emu:
+        h = Harness(tmp_path / "batchd", emu.base_url, {"tasks": {"enabled": ["summarize"]}})
+        h.drop({"a.txt": "A document whose batch outlives its results."})
+        h.start()
+        wait_until(lambda: emu.record.created(), message="batch created")
+        h.stop()
+        clock.advance(30 * 86400)
+        emu.faults.processing_time = 0
+        with structlog.testing.capture_logs() as logs:
+            assert h.run_once() == 0
+    assert any(e["event"] == "results_lost" for e in logs)
+    manifest = h.results()["a.txt"]
+    check_manifest(manifest)
+    assert manifest["tasks"]["summarize"]["status"] == "succeeded"
+    assert [r["attempt"] for r in _requests(h)] == [1, 2]

@@ -69,7 +69,7 @@ Prints "batchd emulator serving URL" once it listens, and exits 0 when stopped.
 @click.option("--expire-after", type=_SECONDS, default=86400.0, show_default=True,
               help="Seconds from create to expires_at; requests not done by then end expired.")
 @click.option("--retry-after", type=_SECONDS, default=1.0, show_default=True,
-              help="retry-after (seconds) sent with injected 429 and 529 answers.")
+              help="retry-after (seconds) sent with injected 429, 529 and 500 answers.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed for ids, result order and injected faults.")
 @click.option("--latency", type=_SECONDS, default=0.0, show_default=True,

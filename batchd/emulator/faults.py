@@ -27,7 +27,7 @@ class Faults:
     error_rate: float = 0.0
     #: Fraction of requests that come back ``expired`` when the batch ends.
     expire_rate: float = 0.0
-    #: Fraction of API calls answered 429 / 529 / 500 before any work is done.
+    #: Fraction of ``/v1`` calls answered 429 / 529 / 500 before any work is done.
     http_fault_rate: float = 0.0
     #: Statuses an HTTP fault is drawn from.
     http_fault_statuses: tuple[int, ...] = HTTP_FAULT_STATUSES
@@ -35,7 +35,7 @@ class Faults:
     http_fault_burst: int = 1
     #: The next N API calls get an HTTP fault whatever the rate (counts down as they do).
     fail_next: int = 0
-    #: ``retry-after`` sent with an injected 429 / 529 (seconds; also as ``retry-after-ms``).
+    #: ``retry-after`` of injected 429 / 529 / 500 answers (seconds; also sent as ``retry-after-ms``).
     retry_after: float = 1.0
     #: Fraction of creates and messages calls whose work is done but whose answer is lost.
     lost_response_rate: float = 0.0

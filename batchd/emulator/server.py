@@ -166,26 +166,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._body = b""
 
     def _route(self, method: str, path: str) -> tuple[Any, dict[str, Any]]:
-        routes: dict[tuple[str, str], Any] = {
-            ("POST", "/v1/messages/batches"): _Handler._create,
-            ("GET", "/v1/messages/batches"): _Handler._list,
-            ("POST", "/v1/messages"): _Handler._message,
-            ("POST", "/v1/messages/count_tokens"): _Handler._count_tokens,
-            ("GET", "/_emulator/record"): _Handler._record,
-            ("GET", "/_emulator/faults"): _Handler._faults,
-            ("PUT", "/_emulator/faults"): _Handler._faults,
-        }
-        if (method, path) in routes:
-            return routes[(method, path)], {}
-        known_paths = {p for _, p in routes}
+        """The endpoint for ``method path`` and its path arguments; 404 or 405 otherwise."""
+        if (method, path) in _ROUTES:
+            return _ROUTES[(method, path)], {}
         match = _BATCH_PATH.match(path)
         if match:
-            suffix = match.group(2) or ""
-            action = {("GET", ""): _Handler._retrieve, ("DELETE", ""): _Handler._delete,
-                      ("POST", "/cancel"): _Handler._cancel, ("GET", "/results"): _Handler._results}.get((method, suffix))
+            action = _BATCH_ROUTES.get((method, match.group(2) or ""))
             if action is not None:
                 return action, {"batch_id": match.group(1)}
-        elif path not in known_paths:
+        elif path not in {p for _, p in _ROUTES}:
             raise not_found(f"Not found: {path}")
         raise ApiError("invalid_request_error", f"Method {method} is not allowed on {path}", status=405)
 
@@ -316,6 +305,23 @@ class _Handler(BaseHTTPRequestHandler):
             except (TypeError, ValueError) as exc:
                 raise invalid(str(exc)) from None
         self._send_json(200, self.emulator.faults.to_dict(), request_id)
+
+
+_ROUTES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/messages/batches"): _Handler._create,
+    ("GET", "/v1/messages/batches"): _Handler._list,
+    ("POST", "/v1/messages"): _Handler._message,
+    ("POST", "/v1/messages/count_tokens"): _Handler._count_tokens,
+    ("GET", "/_emulator/record"): _Handler._record,
+    ("GET", "/_emulator/faults"): _Handler._faults,
+    ("PUT", "/_emulator/faults"): _Handler._faults,
+}
+_BATCH_ROUTES: dict[tuple[str, str], Any] = {
+    ("GET", ""): _Handler._retrieve,
+    ("DELETE", ""): _Handler._delete,
+    ("POST", "/cancel"): _Handler._cancel,
+    ("GET", "/results"): _Handler._results,
+}
 
 
 def serve(emulator: Emulator, host: str, port: int) -> _Server:

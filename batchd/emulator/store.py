@@ -441,7 +441,8 @@ def render(row: dict[str, Any], now: float, results_base: str) -> dict[str, Any]
         "ended_at": ids.rfc3339(row["ended_at"]) if ended else None,
         "created_at": ids.rfc3339(row["created_at"]),
         "expires_at": ids.rfc3339(row["expires_at"]),
-        "cancel_initiated_at": ids.rfc3339(row["cancel_initiated_at"]) if row["cancel_initiated_at"] else None,
+        "cancel_initiated_at": ids.rfc3339(row["cancel_initiated_at"])
+        if row["cancel_initiated_at"] is not None else None,
         "archived_at": ids.rfc3339(row["created_at"] + lifecycle.RESULTS_RETENTION) if archived else None,
         "results_url": f"{results_base}/v1/messages/batches/{row['id']}/results" if ended else None,
     }
