@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -85,7 +86,10 @@ def emulate(host: str, port: int, state: Path | None, processing_time: float, er
         raise click.UsageError(str(exc)) from None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    emulator = Emulator(faults=faults, state_path=state, seed=seed)
+    try:
+        emulator = Emulator(faults=faults, state_path=state, seed=seed)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise click.UsageError(f"--state {state}: {exc}") from None
     try:
         try:
             url = emulator.start(host=host, port=port)

@@ -31,6 +31,7 @@ from batchd.emulator.faults import Faults
 from batchd.keys import reuse_key
 
 _CHUNK = 1000
+_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
@@ -114,7 +115,12 @@ class Store:
         if self.path is not None:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, _VERSION):
+            self._db.close()
+            raise sqlite3.DatabaseError(f"state file of another emulator version ({version}, expected {_VERSION})")
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {_VERSION}")
 
     def close(self) -> None:
         """Let background work stop at a chunk boundary, then release the database."""
@@ -345,12 +351,14 @@ class Store:
         lines.sort(key=lambda item: item[0])
         data = b"".join(line + b"\n" for _, line in lines)
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO result_chunks (bseq, chunk, sort_key, size, succeeded, errored, "
-                       "canceled, expired, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            taken = db.execute("DELETE FROM request_chunks WHERE bseq = ? AND chunk = ?", (row["seq"], chunk)).rowcount
+            if not taken:
+                return  # another emulator on the same state file finished this chunk first
+            db.execute("INSERT INTO result_chunks (bseq, chunk, sort_key, size, succeeded, errored, canceled, "
+                       "expired, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (row["seq"], chunk, lines[0][0] if chunk else lifecycle.LAST, len(data),
                         *(counts[k] for k in _COUNTS), zlib.compress(data, 1)))
             db.executemany(f"INSERT INTO billed ({_BILL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bills)
-            db.execute("DELETE FROM request_chunks WHERE bseq = ? AND chunk = ?", (row["seq"], chunk))
 
     def _result(self, row: dict[str, Any], timeline: lifecycle.Timeline, draws: lifecycle.Dice, custom_id: str,
                 request_params: dict[str, Any]) -> dict[str, Any]:
