@@ -288,6 +288,15 @@ def _add_emulate() -> None:
 _add_emulate()
 
 
+def _add_try() -> None:
+    from batchd.trial import try_cmd
+
+    cli.add_command(try_cmd)
+
+
+_add_try()
+
+
 def _add_doctor() -> None:
     from batchd.doctor import doctor
 

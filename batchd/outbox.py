@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -19,9 +19,19 @@ TEMP_PREFIX = ".batchd-tmp-"
 NAME_MAX = 255
 
 
+def _temp(folder: Path) -> tuple[int, Path]:
+    """A new temporary file in ``folder``, with the permissions the umask gives (not 0600)."""
+    while True:
+        tmp = folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write(path: Path, data: bytes, *, sync: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    fd, tmp = _temp(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -98,7 +108,7 @@ def move_original(src: Path, dest: Path) -> bool:
     except OSError as exc:
         if exc.errno != 18:  # EXDEV: another filesystem
             raise
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
+        fd, tmp = _temp(dest.parent)
         os.close(fd)
         shutil.copy2(src, tmp)
         os.replace(tmp, dest)

@@ -11,7 +11,12 @@ folder; this task runs only once you enable it in config.toml::
     model = "claude-sonnet-4-5"  # any task may use another model
 
 The answer comes through a forced tool, so it always has the shape of the schema below.
-See docs/plugins.md for the hooks and the testing fixture.
+Try it on one file before enabling it (``--offline``: the built-in emulator answers)::
+
+    batchd try examples/acme-invoice.txt --task action_items --offline --show-request
+
+Its test, tests/test_plugins.py::test_shipped_example_plugin, is three lines with the
+``batchd_run`` fixture. See docs/plugins.md for the hooks and the testing fixture.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ class ActionItems(Task):
             "required": ["items"],
         }
         return {
-            "system": system_blocks(SYSTEM + f"\nList at most {settings['max_items']} actions."),
+            # Shared by every document: marked for caching once it is long enough for the model.
+            "system": system_blocks(SYSTEM + f"\nList at most {settings['max_items']} actions.",
+                                    model=settings["model"]),
             "messages": [{"role": "user", "content": [
                 *document.content(),
                 {"type": "text", "text": "List the action items of this document."},

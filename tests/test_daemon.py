@@ -257,3 +257,16 @@ def test_emulator_record_shows_our_prefix(batchd_harness, batchd_emulator):
     finally:
         store.close()
     assert [b["custom_id"] for b in batchd_emulator.record.billed()] == [task["custom_id"]]
+
+
+def test_outbox_files_follow_the_umask(batchd_harness):
+    old = os.umask(0o027)
+    try:
+        h = batchd_harness({"tasks": {"enabled": ["summarize"]}})
+        h.drop({"a.txt": "Readable by the group, not by the world."})
+        assert h.run_once() == 0
+    finally:
+        os.umask(old)
+    folder = h.outbox / "a.txt"
+    for name in ("summary.md", "result.json"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o640, name

@@ -85,3 +85,10 @@ def test_state_survives_a_restart_of_the_process(tmp_path):
             assert ended.results_url.startswith(url)
     finally:
         assert _stop(process) == 0
+
+
+def test_a_state_file_that_is_not_one_is_a_usage_error(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not a database, just some words that go on for a while " * 20)
+    result = CliRunner().invoke(emulate, ["--state", str(bogus), "--port", "0"])
+    assert result.exit_code == 2 and "--state" in result.output

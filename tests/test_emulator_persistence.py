@@ -123,3 +123,19 @@ def test_finishing_interrupted_by_a_stop_resumes_without_double_billing(tmp_path
         assert len(list(client.messages.batches.results(batch.id))) == 4000
         billed = second.record.billed()
         assert len(billed) == 4000 and len({b["custom_id"] for b in billed}) == 4000
+
+
+def test_two_emulators_on_one_state_file_bill_each_result_once(tmp_path):
+    state = tmp_path / "shared.db"
+    clock = ManualClock(1_800_000_000.0)
+    with Emulator(faults=Faults(processing_time=10.0), state_path=state, clock=clock) as first, \
+            Emulator(state_path=state, clock=clock) as second:
+        batch = _client(first).messages.batches.create(requests=requests(3000))
+        clock.advance(10.0)
+        for emu in (first, second):
+            _client(emu).messages.batches.retrieve(batch.id)
+        for emu in (first, second):
+            assert wait_ended(_client(emu), batch.id, timeout=30).request_counts.succeeded == 3000
+        for emu in (first, second):
+            billed = emu.record.billed()
+            assert len(billed) == 3000 and len({b["custom_id"] for b in billed}) == 3000

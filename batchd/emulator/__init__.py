@@ -10,6 +10,12 @@ The official ``anthropic`` SDK works against it unchanged through ``base_url``::
         emu.faults.http_fault_rate = 0.5                           # change faults any time
         emu.record.billed()                                        # what was billed
 
+``Emulator(faults=None, state_path=None, seed=0, clock=None)``; ``start(host, port)``
+returns the base URL and serves from a daemon thread; ``stop()`` stops serving (the
+record stays readable); ``close()`` (also the end of a ``with`` block) releases the
+state. ``clock`` is any callable returning POSIX seconds: :class:`ManualClock` moves
+only when told, so hours of a batch's life pass in a test instantly.
+
 Endpoints (a ``beta=true`` query is ignored; any ``anthropic-version`` is accepted; the
 key may come as ``x-api-key`` or ``Authorization: Bearer``, and a missing one is a 401):
 
@@ -34,7 +40,7 @@ entry per ``succeeded`` result, written once when its batch ends, and per answer
 :func:`batchd.keys.reuse_key` of the request's params.
 
 Choices where the real API's behaviour is undocumented (batchd must not rely on them):
-duplicate ``custom_id``\\ s in one create are refused with a 400; canceling an ended
+duplicate custom_ids in one create are refused with a 400; canceling an ended
 batch, deleting one that has not ended, and asking for results before the end are 400
 ``invalid_request_error``; an unknown ``after_id`` / ``before_id`` is a 400; more than
 100,000 requests is a 400, a body over 256 MB (32 MB for messages) a 413 decided from

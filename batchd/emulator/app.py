@@ -21,7 +21,8 @@ class Emulator:
     callable returning POSIX seconds) decides every batch's timeline, so tests can move
     time instead of waiting; ``state_path`` keeps batches and the record in a SQLite file
     that a later Emulator on the same path picks up; ``seed`` makes ids, result order and
-    injected faults repeatable.
+    injected faults repeatable. Used as a context manager it starts on an ephemeral port
+    and closes at the end of the block.
     """
 
     def __init__(self, faults: Faults | None = None, state_path: str | Path | None = None, seed: int = 0,

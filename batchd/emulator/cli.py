@@ -84,12 +84,12 @@ def emulate(host: str, port: int, state: Path | None, processing_time: float, er
                         expire_after=expire_after, retry_after=retry_after, latency=latency)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         emulator = Emulator(faults=faults, state_path=state, seed=seed)
     except (sqlite3.DatabaseError, OSError) as exc:
         raise click.UsageError(f"--state {state}: {exc}") from None
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         try:
             url = emulator.start(host=host, port=port)

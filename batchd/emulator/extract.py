@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from batchd.emulator import lexicon
@@ -51,15 +52,20 @@ class Contact:
 
 
 def emails(text: str) -> list[str]:
+    """E-mail addresses in order of first appearance."""
     return _unique(m.group(0).rstrip(".") for m in EMAIL.finditer(text))
 
 
+_NUMERIC_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
+
+
 def phones(text: str) -> list[str]:
+    """Phone numbers: 7 to 15 digits in a phone-like layout, dates and plain numbers excluded."""
     found = []
     for match in PHONE.finditer(text):
         value = match.group(0).strip()
         digits = re.sub(r"\D", "", value)
-        if not 7 <= len(digits) <= 15 or ISO_DATE.fullmatch(value) or re.fullmatch(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}", value):
+        if not 7 <= len(digits) <= 15 or ISO_DATE.fullmatch(value) or _NUMERIC_DATE.fullmatch(value):
             continue
         if not value.startswith(("+", "(")) and len(digits) < 9 and not re.search(r"[\s.-]", value):
             continue
@@ -68,6 +74,7 @@ def phones(text: str) -> list[str]:
 
 
 def urls(text: str) -> list[str]:
+    """http(s) URLs without trailing punctuation."""
     return _unique(m.group(0).rstrip(".,;") for m in URL.finditer(text))
 
 
@@ -150,6 +157,7 @@ def company_from_domain(address: str, known: list[str]) -> str | None:
 
 
 def roles(text: str) -> list[tuple[str, int]]:
+    """``(title, position)`` of job titles such as "CFO" or "Head of Engineering"."""
     return [(m.group(1), m.start(1)) for m in _ROLE.finditer(text)]
 
 
@@ -264,6 +272,7 @@ def sentences(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
+    """Lower-cased words of two letters or more."""
     return [w.lower() for w in _WORD.findall(text)]
 
 
@@ -277,5 +286,5 @@ def keywords(text: str, n: int = 5) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], first[kv[0]]))[:n]]
 
 
-def _unique(values) -> list[str]:
+def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
