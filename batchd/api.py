@@ -7,7 +7,6 @@ an unknown outcome must be resolved from the API's list of batches first.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,14 +15,11 @@ from typing import Any, Iterator
 import anthropic
 from anthropic.types.messages import MessageBatch
 
+from batchd.credentials import MissingKey, api_key  # noqa: F401 - where callers find them
 from batchd.store import Outcome
 
 #: Timeout of the create call: long enough for a 256 MB upload, short enough to notice a hang.
 CREATE_TIMEOUT = 300.0
-
-
-class MissingKey(Exception):
-    """No API key was found; the message says where batchd looks."""
 
 
 class Held(Exception):
@@ -49,27 +45,6 @@ class TooLarge(Exception):
 
 class Unknown(Exception):
     """The call may or may not have been carried out (timeout, dropped connection, 5xx)."""
-
-
-def api_key(offline: bool) -> str:
-    """``ANTHROPIC_API_KEY``, else ``$CREDENTIALS_DIRECTORY/anthropic_api_key`` (systemd)."""
-    if offline:
-        return "offline"
-    key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-    if key:
-        return key
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir:
-        path = Path(cred_dir) / "anthropic_api_key"
-        try:
-            key = path.read_text(encoding="utf-8").strip()
-        except OSError:
-            key = ""
-        if key:
-            return key
-    raise MissingKey("no Anthropic API key: set ANTHROPIC_API_KEY, or provide the file "
-                     "$CREDENTIALS_DIRECTORY/anthropic_api_key (systemd LoadCredential=), "
-                     "or use --offline to run against the built-in emulator")
 
 
 @dataclass

@@ -41,8 +41,8 @@ def open_config(ctx: click.Context, config_path: Path | None) -> Config:
 
 def open_plugins(config: Config):
     """Plugins and their tasks, with the configuration checked against what they provide."""
-    from batchd.daemon import task_settings
     from batchd.plugins import Plugins
+    from batchd.settings import task_settings
 
     plugins = Plugins(config.plugins)
     errors = plugins.errors()
@@ -84,9 +84,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool, log_level: str | None) -> None:
     """Run the daemon until SIGTERM/SIGINT (or, with --once, until the inbox is done)."""
     from batchd import logs
-    from batchd.api import Api, MissingKey, api_key
-    from batchd.daemon import Daemon
-    from batchd.store import StateLocked, Store
+    from batchd.credentials import MissingKey, api_key
 
     config = open_config(ctx, config_path)
     logs.configure(config["log.level"], config["log.format"], override=log_level)
@@ -97,6 +95,10 @@ def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool,
     except MissingKey as exc:
         _fail(str(exc))
     logs.add_secret(key)
+    from batchd.api import Api
+    from batchd.daemon import Daemon
+    from batchd.store import StateLocked, Store
+
     for folder in (config.inbox, config.outbox):
         folder.mkdir(parents=True, exist_ok=True)
     try:

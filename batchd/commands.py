@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 
 
 class PluginCommandGroup(click.Group):
@@ -42,7 +43,8 @@ class PluginCommandGroup(click.Group):
         from batchd.config import ConfigError, default_path, load
 
         root = ctx.find_root()
-        path = root.params.get("config_path") or config_in_args(root.meta.get("batchd.args", [])) or default_path()
+        # The last -c on the line wins, as for the built-in commands (the subcommand's over the group's).
+        path = config_in_args(root.meta.get("batchd.args", [])) or root.params.get("config_path") or default_path()
         try:
             plugins_dir = load(Path(path)).plugins
         except ConfigError:
@@ -55,8 +57,6 @@ class PluginCommandGroup(click.Group):
     def _load(self, plugins_dir: Path) -> dict[str, click.Command]:
         from batchd import logs
         from batchd.plugins import Plugins
-
-        import structlog
 
         if not structlog.is_configured():
             # Load errors and failing hooks are logged on stderr: stdout is the commands' output.

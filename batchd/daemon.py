@@ -27,6 +27,7 @@ from batchd.documents import Document, LoadError
 from batchd.keys import canonical, reuse_key
 from batchd.notify import Notifier
 from batchd.plugins import PluginError, Plugins
+from batchd.settings import task_settings
 from batchd.store import Outcome, Store
 from batchd.tasks import Task
 from batchd.watcher import Watcher
@@ -122,7 +123,7 @@ class Daemon:
             self.next_rescan = self.clock() + float(self.config["watch.rescan"] or 1e18)
             self.notifier.ready(self.status_line())
             log.info("started", inbox=str(self.config.inbox), outbox=str(self.config.outbox),
-                     state=str(self.config.state), tasks=sorted(self.settings), once=self.once)
+                     state=str(self.config.state), tasks=self.config.enabled_tasks, once=self.once)
             return self._loop()
         finally:
             self.notifier.stopping()
@@ -879,35 +880,6 @@ class Daemon:
             if hold:
                 text += f"; HELD: {hold}"
         return text
-
-
-def task_settings(config: Config, plugins: Plugins) -> dict[str, dict[str, Any]]:
-    """Each provided task's settings: model and max_tokens, its defaults, its ``[tasks.NAME]``."""
-    from batchd.config import ConfigError
-
-    settings = {}
-    for name, task in plugins.tasks.items():
-        table = config.task_tables.get(name, {})
-        merged = {"model": config["anthropic.model"], "max_tokens": config["anthropic.max_tokens"],
-                  **dict(task.defaults)}
-        for key, value in table.items():
-            if key not in merged:
-                known = ", ".join(sorted(merged))
-                raise ConfigError(f"unknown key tasks.{name}.{key} (known: {known})")
-            default = merged[key]
-            if default is not None and not _same_kind(default, value):
-                raise ConfigError(f"tasks.{name}.{key} must be of the same type as its default {default!r}")
-            merged[key] = value
-        settings[name] = merged
-    return settings
-
-
-def _same_kind(default: Any, value: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float))
-    return isinstance(value, type(default))
 
 
 def _utf8(name: str) -> bool:

@@ -99,8 +99,9 @@ def run_checks(config_path: Path, offline: bool, report: Report) -> None:
 
 def check_config(config: Config, report: Report) -> Any:
     """The configuration and the plugins it names; returns what builds requests, or None."""
-    from batchd.daemon import Daemon, task_settings
+    from batchd.daemon import Daemon
     from batchd.plugins import Plugins
+    from batchd.settings import task_settings
 
     plugins = Plugins(config.plugins)
     for name, error in plugins.errors().items():
@@ -219,7 +220,7 @@ def _size(n: int) -> str:
 
 def check_key(offline: bool, report: Report) -> str | None:
     """Where the key comes from, never what it is; the key, or None."""
-    from batchd.api import MissingKey, api_key
+    from batchd.credentials import MissingKey, api_key
 
     if offline:
         report.ok("API key: not needed with --offline (the built-in emulator answers)")

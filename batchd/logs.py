@@ -22,7 +22,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 #: Loggers that would log request bodies or headers at debug level.
-NOISY = ("httpx", "httpx2", "httpcore", "anthropic", "watchdog", "urllib3")
+NOISY = ("httpx", "httpx2", "httpcore", "httpcore2", "h11", "h2", "hpack", "anthropic", "watchdog", "urllib3")
 #: What an Anthropic key looks like, wherever it turns up.
 _KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}")
 REDACTED = "[redacted]"

@@ -137,6 +137,8 @@ class Harness:
         """Every result.json in the outbox, by its document's source path."""
         out = {}
         for path in self.outbox.rglob("result.json"):
+            if not path.is_file():  # the folder of an input named result.json
+                continue
             data = json.loads(path.read_text(encoding="utf-8"))
             data["_folder"] = str(path.parent.relative_to(self.outbox))
             out[data["source"]] = data

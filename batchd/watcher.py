@@ -13,6 +13,7 @@ inbox's filesystem type says so or inotify fails to start. The choice is logged.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import queue
 import re
@@ -37,6 +38,17 @@ NETWORK_FILESYSTEMS = frozenset({
 })
 #: Seconds between two looks of the polling observer.
 POLL_INTERVAL = 1.0
+
+
+class _QuietStop(logging.Filter):
+    """watchdog 7 logs a harmless race of its own stop as an error, at every stop of the
+    inotify observer; an operator must not read "error" each time batchd stops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("InotifyEmitter.queue_events() called when the thread is inactive")
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_QuietStop())
 
 
 def ignored(relative: str, patterns: list[str]) -> bool:
@@ -188,12 +200,15 @@ class Watcher:
         return min(s.since for s in self.pending.values()) + self.settle
 
 
-def filesystem_type(path: Path) -> str | None:
-    """The type of the filesystem holding ``path`` (``nfs4``, ``ext4``...), from mountinfo."""
-    try:
-        text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return None
+def filesystem_type(path: Path, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (``nfs4``, ``ext4``...), from mountinfo;
+    None where that cannot be known (not Linux)."""
+    text = mountinfo
+    if text is None:
+        try:
+            text = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return None
     target = os.path.realpath(path)
     best, fstype = "", None
     for line in text.splitlines():

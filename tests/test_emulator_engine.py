@@ -117,3 +117,19 @@ def test_protocol_errors_use_the_envelope(emulator):
     status, headers, body = raw(emulator.base_url, "BREW", "/v1/messages")
     assert status == 501 and headers["content-type"] == "application/json"
     assert json.loads(body)["type"] == "error"
+
+
+def test_contacts_from_clauses_lists_and_foreign_domains():
+    lease = ('This Lease is made between Harborview Properties LLC ("Landlord"), represented by its managing '
+             'partner Daniel Okafor, and Bluefin Analytics Inc. ("Tenant"), represented by its CEO Maria Santos.')
+    found = {c.name: (c.company, c.role) for c in extract.contacts(lease)}
+    assert found == {"Daniel Okafor": ("Harborview Properties LLC", "managing partner"),
+                     "Maria Santos": ("Bluefin Analytics Inc.", "CEO")}
+    notes = "Fixed CVE-2026-31337.\nMaintainers: Lena Ortiz (lena@orbit.dev), Samir Haddad (samir@orbit.dev)."
+    assert [(c.name, c.email, c.phone) for c in extract.contacts(notes)] == [
+        ("Lena Ortiz", "lena@orbit.dev", None), ("Samir Haddad", "samir@orbit.dev", None)]
+    invoice = ("ACME Industrial Supplies Ltd.\nQuestions: Tom Fielding, Accounts Receivable, "
+               "tom.fielding@acme-industrial.co.uk, +44 117 496 0321.")
+    [tom] = extract.contacts(invoice)
+    assert tom == extract.Contact("Tom Fielding", "tom.fielding@acme-industrial.co.uk", "+44 117 496 0321",
+                                  "ACME Industrial Supplies Ltd.", None)

@@ -50,7 +50,7 @@ class Classify(Task):
             "required": ["category", "confidence", "reasoning"],
         }
         return {
-            "system": system_blocks(SYSTEM + "\n\nAllowed categories: " + ", ".join(categories) + "."),
+            "system": system_blocks(SYSTEM + "\n\nAllowed categories: " + ", ".join(categories) + ".", model=settings["model"]),
             "messages": [{"role": "user", "content": [
                 *document.content(),
                 {"type": "text", "text": "Classify this document."},

@@ -31,7 +31,7 @@ class Summarize(Task):
 
     def build(self, document: Document, settings: dict[str, Any]) -> dict[str, Any]:
         return {
-            "system": system_blocks(SYSTEM),
+            "system": system_blocks(SYSTEM, model=settings["model"]),
             "messages": [{"role": "user", "content": [
                 *document.content(),
                 {"type": "text", "text": "Summarize this document."},

@@ -36,7 +36,7 @@ _ROLE = re.compile(r"\b((?:(?:Senior|Junior|Chief|Lead|Principal|Associate|Assis
                    r"Office|Engineering|Technical|Legal|Support|Customer Success|Software|Data)[ \t]+)*(?:Head of [A-Z][A-Za-z]+(?:[ \t]+[A-Z][A-Za-z]+)?|"
                    + "|".join(re.escape(r) for r in sorted(lexicon.ROLE_WORDS, key=len, reverse=True))
                    + r")(?:[ \t]+(?:of|for)[ \t]+[A-Z][A-Za-z]+(?:[ \t]+[A-Z][A-Za-z]+)?)?)\b")
-_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Inc|Ltd|Co|Corp|Jr|Sr|No|vs|etc|e\.g|i\.e|approx)|\b[A-Z])\.$")
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Inc|Ltd|Co|Corp|Jr|Sr|No|Nr|vs|etc|e\.g|i\.e|approx|attn|Attn|ref|Ref|Tel|tel|Fax|fig|Fig|cf|Dept|dept)|\b[A-Z])\.$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
@@ -59,6 +59,15 @@ def emails(text: str) -> list[str]:
 _NUMERIC_DATE = re.compile(r"\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")
 
 
+def _local_layout(value: str) -> bool:
+    """Without a country code or area parentheses, only common layouts count as phones:
+    555-0100, 555-123-4567, 020 7946 0958 (not 2026-31337 or an order number)."""
+    groups = re.split(r"[\s.-]+", value)
+    if len(groups) == 2:
+        return [len(g) for g in groups] == [3, 4]
+    return len(groups) >= 3 and 1 <= len(groups[0]) <= 4 and all(2 <= len(g) <= 4 for g in groups[1:])
+
+
 def phones(text: str) -> list[str]:
     """Phone numbers: 7 to 15 digits in a phone-like layout, dates and plain numbers excluded."""
     found = []
@@ -67,7 +76,7 @@ def phones(text: str) -> list[str]:
         digits = re.sub(r"\D", "", value)
         if not 7 <= len(digits) <= 15 or ISO_DATE.fullmatch(value) or _NUMERIC_DATE.fullmatch(value):
             continue
-        if not value.startswith(("+", "(")) and len(digits) < 9 and not re.search(r"[\s.-]", value):
+        if not value.startswith(("+", "(")) and not _local_layout(value):
             continue
         found.append(value)
     return _unique(found)
@@ -110,12 +119,19 @@ def people(text: str) -> list[tuple[str, int]]:
         name = m.group(1)
         if _is_name(name) and name.split()[0].lower() in lexicon.FIRST_NAMES:
             found.append((name, m.start(1)))
-    for address in emails(text):
+    pairs = [(m.group(1), m.start(1)) for m in _PERSON.finditer(text) if _is_name(m.group(1))]
+    for match in EMAIL.finditer(text):
+        address = match.group(0)
         spelled = name_from_email(address)
         if spelled:
             where = text.lower().find(spelled.lower())
             if where >= 0:
                 found.append((text[where:where + len(spelled)], where))
+        local = address.split("@", 1)[0].lower()
+        for name, pos in pairs:
+            just_before = 0 <= match.start() - (pos + len(name)) <= 3
+            if just_before or local in {w.lower() for w in name.split()}:
+                found.append((name, pos))
     best: dict[str, tuple[str, int]] = {}
     for name, pos in sorted(found, key=lambda item: item[1]):
         key = name.lower()
@@ -144,10 +160,15 @@ def organisations(text: str) -> list[tuple[str, int]]:
     return list({n.lower(): (n, p) for n, p in reversed(found)}.values())[::-1]
 
 
+_SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "or", "ne", "go"}
+
+
 def company_from_domain(address: str, known: list[str]) -> str | None:
     """The organisation an e-mail's domain names: one of ``known`` when it matches."""
-    domain = address.rsplit("@", 1)[-1].lower()
-    stem = domain.split(".")[-2] if domain.count(".") >= 1 else domain
+    labels = address.rsplit("@", 1)[-1].lower().split(".")
+    while len(labels) > 2 and labels[-2] in _SECOND_LEVEL:
+        labels.pop()
+    stem = labels[-2] if len(labels) >= 2 else labels[0]
     if stem in lexicon.FREE_MAIL:
         return None
     for name in known:
@@ -193,8 +214,12 @@ def contacts(text: str, limit: int = 20) -> list[Contact]:
         contact.phone = _nearest(all_phones, pos, pos, window_end, used_phones)
         if contact.phone:
             used_phones.add(contact.phone)
-        contact.role = _nearest(found_roles, pos, start, window_end, set())
-        contact.company = _nearest(orgs, pos, start, window_end, set())
+        clause_start, clause_end = _clause(text, pos)
+        contact.role = (_role_just_before(text, pos)
+                        or _nearest(found_roles, pos, max(start, clause_start), min(window_end, clause_end), set())
+                        or _nearest(found_roles, pos, start, window_end, set()))
+        contact.company = (_nearest(orgs, pos, max(start, clause_start), min(window_end, clause_end), set())
+                           or _nearest(orgs, pos, start, window_end, set()))
         if contact.company is None and contact.email:
             contact.company = company_from_domain(contact.email, org_names)
         out.append(contact)
@@ -209,6 +234,25 @@ def contacts(text: str, limit: int = 20) -> list[Contact]:
     if not out:
         out.extend(Contact(phone=p) for p, _ in all_phones[:3])
     return out[:limit]
+
+
+_CLAUSE_END = re.compile(r"\.\s(?=\s*[A-Z])|;\s|,\s+and\s|\n[ \t]*\n")
+_ROLE_BEFORE = re.compile(r"\b((?:(?:managing|senior|general|executive|chief|lead|founding)\s+)?(?:" + "|".join(
+    re.escape(r) for r in sorted(lexicon.ROLE_WORDS, key=len, reverse=True)) + r"))\s+$", re.I)
+
+
+def _clause(text: str, pos: int) -> tuple[int, int]:
+    """Bounds of the clause around ``pos`` ("X Ltd, represented by its CEO Jane Doe, and
+    ..."): what a person is said to be, or to work for, is said there."""
+    before = [m.end() for m in _CLAUSE_END.finditer(text, max(0, pos - 300), pos)]
+    after = _CLAUSE_END.search(text, pos)
+    return (before[-1] if before else 0), (after.start() if after else len(text))
+
+
+def _role_just_before(text: str, pos: int) -> str | None:
+    """"its CEO Jane Doe", "managing partner Daniel Okafor": a title right before a name."""
+    match = _ROLE_BEFORE.search(text[max(0, pos - 40):pos])
+    return match.group(1) if match else None
 
 
 def _paragraph(text: str, pos: int) -> tuple[int, int]:

@@ -25,7 +25,8 @@ class Faults:
     processing_time: float = 0.5
     #: Fraction of processed requests that come back ``errored`` (api_error / overloaded_error).
     error_rate: float = 0.0
-    #: Fraction of requests that come back ``expired`` when the batch ends.
+    #: Fraction of requests reported ``expired`` when the batch ends (a shortcut: real expiry
+    #: waits for ``expires_at``; set ``processing_time`` above ``expire_after`` for that).
     expire_rate: float = 0.0
     #: Fraction of ``/v1`` calls answered 429 / 529 / 500 before any work is done.
     http_fault_rate: float = 0.0

@@ -106,6 +106,8 @@ inc llc ltd corp co company group bank university hospital clinic institute foun
 invoice contact phone email mobile tel fax address subject re fw fwd meeting report summary total amount
 north south east west new san los las united states kingdom america europe asia africa department office
 team project account customer client support sales service services manager director officer chief head
+accounts receivable payable billing finance operations legal marketing procurement purchasing reception
+admin administration human resources engineering accounting payroll helpdesk desk front
 """.split())
 
 ORG_SUFFIXES = ("Inc", "Inc.", "LLC", "L.L.C.", "Ltd", "Ltd.", "Limited", "GmbH", "AG", "SA", "S.A.",

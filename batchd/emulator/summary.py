@@ -22,7 +22,8 @@ def top_sentences(sentences: list[str], n: int) -> list[str]:
         return list(sentences)
     bags = [_content_words(s) for s in sentences]
     freq = Counter(w for bag in bags for w in bag)
-    candidates = [i for i, bag in enumerate(bags) if len(bag) >= 4 and sentences[i][-1:] in ".!?:;)\"'"]
+    candidates = [i for i, bag in enumerate(bags)
+                  if len(bag) >= 4 and len(sentences[i].split()) >= 6 and sentences[i][-1:] in ".!?:;)\"'"]
     candidates = candidates or [i for i, bag in enumerate(bags) if len(bag) >= 2] or list(range(len(sentences)))
     scores = {}
     for i in candidates:
