@@ -110,15 +110,16 @@ def _m003_batch_cost(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE batches ADD COLUMN estimate_usd REAL")
 
 
-def _m004_results_by_request(db: sqlite_utils.Database) -> None:
-    """Answers looked up by the request that got them (every finished document does): an
-    index, not a scan of every answer so far per document."""
+def _m004_results_indexes(db: sqlite_utils.Database) -> None:
+    """Answers looked up by the request that got them (every finished document does) and by
+    batch (every collected batch's cost): indexes, not a scan of every answer so far."""
     db.execute("CREATE INDEX IF NOT EXISTS results_request ON results(request_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS results_batch ON results(batch_api_id)")
 
 
 #: Append-only: never edit a migration once released, add a new one.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_user_cancel, _m003_batch_cost,
-                                                              _m004_results_by_request]
+                                                              _m004_results_indexes]
 
 
 @dataclass

@@ -500,8 +500,8 @@ def test_unreadable_file_fails_with_permission_denied(batchd_emulator):
     in a forked child that has given up root for a uid no account uses (tmp folders owned
     by that uid, the unreadable file owned by root, mode 0600) — the way a service user
     meets a file someone else dropped. Run as another user, the file is made mode 0 and the
-    daemon runs in-process. Either way the same root-run control shows what root does
-    with that file: it reads it.
+    daemon runs in-process. A control run first, as the user running the tests, on the
+    same corpus: as root it shows that root reads that very file.
     """
     top = Path(tempfile.mkdtemp(prefix="batchd-perm-"))  # pytest's tmp_path is private to root
     try:
@@ -531,7 +531,7 @@ def test_unreadable_file_fails_with_permission_denied(batchd_emulator):
         else:
             secret.chmod(0)
             code = h.run_once()
-        assert code == 0
+        assert code == 0, f"the daemon exited {code} (70: it failed in the child; see its traceback above)"
         results = h.results()
         assert set(results) == {"public.txt", "sub/also-public.txt", "secret.txt"}
         manifest = results["secret.txt"]
@@ -576,10 +576,10 @@ def test_changed_or_gone_before_its_requests_went_out(batchd_harness, batchd_emu
     for n in "bcd":
         wait_event(logs, "document_taken", document=f"{n}.txt")
     assert batchd_emulator.record.created() == []  # nothing went out yet
-    h.drop({"b.txt": v2["b"]})  # replaced through a rename, as editors save
     (h.inbox / "c.txt").unlink()
     os.rename(h.inbox / "d.txt", h.inbox / "d-renamed.txt")
-    reload(h, "batch", max_wait=0.05)
+    h.drop({"b.txt": v2["b"]})  # replaced through a rename, as editors save; it settles in 0.5 s,
+    reload(h, "batch", max_wait=0.05)  # but the batch goes out at once
     found = wait_folders(h, {"a.txt", "b.txt", "d-renamed.txt"})
     h.stop()
     assert set(manifests(h)) == {"a.txt", "b.txt", "d-renamed.txt"}
