@@ -178,9 +178,9 @@ def _check_folder(report: Report, label: str, folder: Path, *, read: bool, priva
         report.fail(f"{label} {folder}: not writable: {problem}")
         return
     if private and folder.stat().st_mode & 0o077:
-        report.fail(f"{label} {folder}: open to other users ({_mode(folder)}), but it holds the answers;"
-                    f" run chmod 700 {folder}, or point paths.state into a private folder")
-        return
+        note += (f" (shared: {_mode(folder)}; the state file itself is checked below — a folder of its"
+                 f" own, chmod 700, is safer)")
+        private = False
     what = "readable and writable" if read else "writable"
     report.ok(f"{label} {folder}: {what}{', private' if private else ''}{note}")
 
