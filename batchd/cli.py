@@ -119,7 +119,7 @@ def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool,
     finally:
         store.close()
         if emulator is not None:
-            emulator.stop()
+            emulator.close()
     sys.exit(code)
 
 

@@ -78,7 +78,7 @@ def try_cmd(ctx: click.Context, file: Path, config_path: Path | None, task_names
                 store.close()
     finally:
         if emulator is not None:
-            emulator.stop()
+            emulator.close()
     sys.exit(code)
 
 
