@@ -117,6 +117,15 @@ def system_blocks(text: str, model: str | None = None) -> list[dict[str, Any]]:
     return [block]
 
 
+def ask(document: Document, instruction: str) -> list[dict[str, Any]]:
+    """The ``messages`` of a one-turn request: the document first, then what to do with it.
+
+    The document comes first so that the long, shared part of similar requests is a
+    common prefix, and the instruction last, where models follow it best.
+    """
+    return [{"role": "user", "content": [*document.content(), {"type": "text", "text": instruction}]}]
+
+
 def message_text(message: dict[str, Any]) -> str:
     """All text blocks of a Message, joined."""
     return "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")

@@ -226,7 +226,7 @@ def batchd_emulator():
     emu = Emulator(faults=Faults(processing_time=0.0))
     emu.start()
     yield emu
-    emu.stop()
+    emu.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchd.hookspecs import hookimpl
-from batchd.tasks import Task, dump_json, forced_tool, system_blocks, tool_input
+from batchd.tasks import Task, ask, dump_json, forced_tool, system_blocks, tool_input
 
 TOOL = "save_action_items"
 
@@ -66,10 +66,7 @@ class ActionItems(Task):
             # Shared by every document: marked for caching once it is long enough for the model.
             "system": system_blocks(SYSTEM + f"\nList at most {settings['max_items']} actions.",
                                     model=settings["model"]),
-            "messages": [{"role": "user", "content": [
-                *document.content(),
-                {"type": "text", "text": "List the action items of this document."},
-            ]}],
+            "messages": ask(document, "List the action items of this document."),
             **forced_tool(TOOL, "Save the action items found in the document.", schema),
         }
 

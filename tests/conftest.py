@@ -1,16 +1,12 @@
 import anthropic
 import pytest
 
-from batchd.emulator import Emulator, Faults
 
 
 @pytest.fixture
-def emulator():
-    """A started emulator whose batches end as soon as they are looked at."""
-    emu = Emulator(faults=Faults(processing_time=0.0))
-    emu.start()
-    yield emu
-    emu.close()
+def emulator(batchd_emulator):
+    """The shipped ``batchd_emulator`` fixture: started, batches end as soon as looked at."""
+    return batchd_emulator
 
 
 @pytest.fixture

@@ -729,7 +729,11 @@ def test_not_documents_are_never_touched(batchd_harness, tmp_path):
     (inbox / "later-linked-folder").symlink_to(outside, target_is_directory=True)
     (inbox / "later-link.txt").symlink_to(outside / "inner.txt")
     (outside / "written-later.txt").write_text("Written outside while the daemon runs.")
-    h.drop({"after.txt": "A real document arriving after them.", "later/.tmpdir/y.txt": "ignored folder"})
+    staged = tmp_path / "staged"
+    (staged / "inner").mkdir(parents=True)
+    (staged / "inner" / "y.txt").write_text("inside a hidden folder moved in whole")
+    os.rename(staged, inbox / ".moved-in")
+    h.drop({"after.txt": "A real document arriving after them."})
     results = h.wait_for(["after.txt"])
     h.stop()
     for sock in sockets:
@@ -749,5 +753,5 @@ def test_not_documents_are_never_touched(batchd_harness, tmp_path):
     for link in ("linked-folder", "later-linked-folder", "later-link.txt", "dangling.txt"):
         assert (inbox / link).is_symlink(), link
     assert sorted(p.name for p in outside.iterdir()) == ["inner.txt", "written-later.txt"]
-    for rel, content in {**ignored, "later/.tmpdir/y.txt": "ignored folder"}.items():
+    for rel, content in {**ignored, ".moved-in/inner/y.txt": "inside a hidden folder moved in whole"}.items():
         assert (inbox / rel).read_text() == content

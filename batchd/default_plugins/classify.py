@@ -10,7 +10,7 @@ from typing import Any
 
 from batchd.documents import Document
 from batchd.hookspecs import hookimpl
-from batchd.tasks import Task, dump_json, forced_tool, system_blocks, tool_input
+from batchd.tasks import Task, ask, dump_json, forced_tool, system_blocks, tool_input
 
 TOOL = "save_classification"
 
@@ -51,10 +51,7 @@ class Classify(Task):
         }
         return {
             "system": system_blocks(SYSTEM + "\n\nAllowed categories: " + ", ".join(categories) + ".", model=settings["model"]),
-            "messages": [{"role": "user", "content": [
-                *document.content(),
-                {"type": "text", "text": "Classify this document."},
-            ]}],
+            "messages": ask(document, "Classify this document."),
             **forced_tool(TOOL, "Record the category of the document.", schema),
         }
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from batchd.documents import Document
 from batchd.hookspecs import hookimpl
-from batchd.tasks import Task, dump_json, forced_tool, system_blocks, tool_input
+from batchd.tasks import Task, ask, dump_json, forced_tool, system_blocks, tool_input
 
 TOOL = "save_contacts"
 FIELDS = ("name", "email", "phone", "company", "role")
@@ -48,10 +48,7 @@ class ExtractContacts(Task):
     def build(self, document: Document, settings: dict[str, Any]) -> dict[str, Any]:
         return {
             "system": system_blocks(SYSTEM, model=settings["model"]),
-            "messages": [{"role": "user", "content": [
-                *document.content(),
-                {"type": "text", "text": "Extract the contacts from this document."},
-            ]}],
+            "messages": ask(document, "Extract the contacts from this document."),
             **forced_tool(TOOL, "Save the contacts found in the document.", SCHEMA),
         }
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from batchd.documents import Document
 from batchd.hookspecs import hookimpl
-from batchd.tasks import Task, message_text, system_blocks
+from batchd.tasks import Task, ask, message_text, system_blocks
 
 SYSTEM = """You summarize documents for a busy reader who will decide from your summary \
 whether to read the original.
@@ -32,10 +32,7 @@ class Summarize(Task):
     def build(self, document: Document, settings: dict[str, Any]) -> dict[str, Any]:
         return {
             "system": system_blocks(SYSTEM, model=settings["model"]),
-            "messages": [{"role": "user", "content": [
-                *document.content(),
-                {"type": "text", "text": "Summarize this document."},
-            ]}],
+            "messages": ask(document, "Summarize this document."),
         }
 
     def parse(self, message: dict[str, Any], settings: dict[str, Any]) -> str:
