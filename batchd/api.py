@@ -7,6 +7,7 @@ an unknown outcome must be resolved from the API's list of batches first.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -112,20 +113,26 @@ class Api:
             yield info
 
     def results(self, api_id: str) -> Iterator[Outcome]:
-        """The batch's results, streamed one line at a time."""
-        decoder = self._call(self.client.messages.batches.results, api_id)
+        """The batch's results, streamed one line at a time.
+
+        Through the SDK's streaming response, each line read as plain JSON: the answers
+        are wanted as dicts, and building the SDK's model of every line only to dump it
+        again made reading them about eight times slower.
+        """
+        stream = self.client.messages.batches.with_streaming_response.results(api_id)
+        response = self._call(stream.__enter__)
         try:
-            for line in decoder:
-                result = line.result
-                if result.type == "succeeded":
-                    yield Outcome(line.custom_id, "succeeded", message=result.message.to_dict())
-                elif result.type == "errored":
-                    err = result.error.error
-                    yield Outcome(line.custom_id, "errored", error_type=err.type, error=f"{err.type}: {err.message}")
-                else:
-                    yield Outcome(line.custom_id, result.type, error=f"the request {result.type}")
+            pending = b""
+            for chunk in response.iter_bytes():
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield _outcome(json.loads(line))
+            if pending.strip():
+                yield _outcome(json.loads(pending))
         finally:
-            decoder.close()
+            stream.__exit__(None, None, None)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -134,6 +141,19 @@ class Api:
             raise _classify(exc, unknown_on_5xx=False) from exc
         except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
             raise Refused(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _outcome(line: dict[str, Any]) -> Outcome:
+    """One line of a batch's results (``{"custom_id", "result": {"type", ...}}``) as an Outcome."""
+    result = line.get("result") or {}
+    kind = result.get("type")
+    if kind == "succeeded":
+        return Outcome(line["custom_id"], "succeeded", message=result.get("message") or {})
+    if kind == "errored":
+        err = (result.get("error") or {}).get("error") or {}
+        return Outcome(line["custom_id"], "errored", error_type=err.get("type"),
+                       error=f"{err.get('type')}: {err.get('message')}")
+    return Outcome(line["custom_id"], kind, error=f"the request {kind}")
 
 
 def _classify(exc: anthropic.APIStatusError, *, unknown_on_5xx: bool) -> Exception:

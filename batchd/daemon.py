@@ -324,6 +324,8 @@ class Daemon:
         active = self.store.active_document(source)
         if active and (active["size"], active["mtime_ns"]) == (st.st_size, st.st_mtime_ns):
             return None
+        if not active and self.store.finished_in_place(source, st.st_size, st.st_mtime_ns):
+            return None
         if active and (active["state"] != "active" or self._sent(active["id"])):
             # Its answers are paid for or on their way: it ends with the version that was sent,
             # and the new one is taken once that is done (see _move_original).
@@ -418,17 +420,20 @@ class Daemon:
         reqs = [{"task": name, "error": error} for name, error in errors.items()]
         for name in chosen:
             try:
-                params = self.params_for(document, name)
+                _, body = self.encoded_params_for(document, name)
             except PluginError as exc:
                 log.error("task_failed", document=document.source, task=name, error=str(exc))
                 reqs.append({"task": name, "error": str(exc)})
                 continue
-            body = canonical(params)
             reqs.append({"task": name, "reuse_key": hashlib.sha256(body).hexdigest(), "size": len(body) + 48})
         return reqs
 
     def params_for(self, document: Document, name: str) -> dict[str, Any]:
         """A task's request params for a document, adjusted by the plugins that want to."""
+        return self.encoded_params_for(document, name)[0]
+
+    def encoded_params_for(self, document: Document, name: str) -> tuple[dict[str, Any], bytes]:
+        """:meth:`params_for` and their canonical JSON, encoded once for the check and every use."""
         owner = self.plugins.task_owner[name]
         settings = self.settings[name]
         body = self.plugins.run_task(name, "build", document, settings)
@@ -437,10 +442,10 @@ class Daemon:
         params = {"model": settings["model"], "max_tokens": settings["max_tokens"], **body}
         params = self.plugins.adjust_request(task=name, document=document, params=params)
         try:
-            canonical(params)
+            encoded = canonical(params)
         except (TypeError, ValueError) as exc:
             raise PluginError(owner, f"params are not JSON: {exc}") from exc
-        return params
+        return params, encoded
 
     # -- batches -----------------------------------------------------------------
 
@@ -469,8 +474,7 @@ class Daemon:
         entries, ids, shapes = [], [], []
         for doc_id, reqs in by_doc.items():
             built = self._rebuild(doc_id, reqs)
-            for req, params in built:
-                encoded = canonical(params)
+            for req, params, encoded in built:
                 entries.append(b'{"custom_id":"' + req["custom_id"].encode() + b'","params":' + encoded + b"}")
                 ids.append(req["id"])
                 shapes.append((params.get("model", ""), len(encoded), int(params.get("max_tokens") or 0)))
@@ -550,8 +554,8 @@ class Daemon:
             self.budget_backoff.ok()
         return keep
 
-    def _rebuild(self, doc_id: int, reqs: list[dict]) -> list[tuple[dict, dict]]:
-        """The requests' params, built again from the original, which must not have changed."""
+    def _rebuild(self, doc_id: int, reqs: list[dict]) -> list[tuple[dict, dict, bytes]]:
+        """The requests' params (and their JSON), built again from the original, which must not have changed."""
         row = self.store.one("SELECT * FROM documents WHERE id=?", (doc_id,))
         path = self.config.inbox / row["source"]
         try:
@@ -580,7 +584,7 @@ class Daemon:
         else:
             for req in reqs:
                 try:
-                    out.append((req, self.params_for(document, req["task"])))
+                    out.append((req, *self.encoded_params_for(document, req["task"])))
                 except (PluginError, KeyError) as exc:
                     failed.append((req, str(exc) if isinstance(exc, PluginError) else f"task {exc} is not provided"))
         if failed:
@@ -755,16 +759,21 @@ class Daemon:
         target = out_root / folder
         try:
             outbox.write_outputs(target, outputs)
-            crashpoint("after_outputs")
-            moved = self._move_original(doc, target / original)
-            crashpoint("after_move")
         except OSError as exc:
             log.error("outbox_write_failed", document=doc["source"], folder=folder, error=str(exc))
             return
+        crashpoint("after_outputs")
+        try:
+            moved = self._move_original(doc, target / original)
+        except OSError as exc:
+            moved = False
+            log.error("original_not_moved", document=doc["source"], folder=folder, error=str(exc),
+                      detail="the results are complete; the original stays in the inbox and is not taken again")
+        crashpoint("after_move")
         manifest["original"] = original if moved else None
         outbox.write_manifest(target, manifest)
         crashpoint("after_manifest")
-        self.store.finish_document(doc["id"], self.clock())
+        self.store.finish_document(doc["id"], self.clock(), manifest["original"])
         self.done_count += 1
         for _ in self.plugins.call_each("batchd_document_finished", source=doc["source"], folder=target,
                                         result=manifest):

@@ -122,5 +122,49 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write(folder / "result.json", data, sync=True)
 
 
+#: Up to this many staged result.json files are synced one by one; more, by one sync().
+SYNC_EACH_UP_TO = 4
+
+
+def stage_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """result.json's content under a temporary name in ``folder``, not yet in place.
+
+    For many documents at once: stage each, :func:`sync_staged` them all, then
+    :func:`place_manifest` each; as with :func:`write_manifest`, no result.json ever
+    stands under its name before its content is on disk.
+    """
+    data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    fd, tmp = _temp(folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def sync_staged(paths: list[Path]) -> None:
+    """Put staged files' content on disk: an fsync each for a few, one sync() for many.
+
+    One sync() covers every file written so far (outputs and moved originals too) for
+    the price of about one fsync, where an fsync per document made a storm of them.
+    """
+    if len(paths) > SYNC_EACH_UP_TO:
+        os.sync()
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def place_manifest(staged: Path, folder: Path) -> None:
+    """A staged (and synced) result.json into place: from now on the folder is complete."""
+    os.replace(staged, folder / "result.json")
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

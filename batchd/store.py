@@ -232,6 +232,11 @@ class Store:
         return self.one("SELECT * FROM documents WHERE source=? AND state IN ('active','finishing') "
                         "ORDER BY id DESC LIMIT 1", (source,))
 
+    def finished_in_place(self, source: str, size: int, mtime_ns: int) -> bool:
+        """A finished document whose original could not be moved and is still this very file."""
+        return self.one("SELECT 1 AS x FROM documents WHERE source=? AND state='finished' AND original IS NULL"
+                        " AND size=? AND mtime_ns=? LIMIT 1", (source, size, mtime_ns)) is not None
+
     def add_document(self, doc: dict[str, Any], requests: list[dict[str, Any]], now: float) -> int:
         """Record a taken document with its requests (reusing answers already paid for)."""
         with self.atomic():
@@ -311,9 +316,10 @@ class Store:
     def folder_taken(self, folder: str) -> bool:
         return self.one("SELECT 1 AS x FROM documents WHERE folder=?", (folder,)) is not None
 
-    def finish_document(self, doc_id: int, now: float) -> None:
+    def finish_document(self, doc_id: int, now: float, original: str | None) -> None:
         with self.atomic():
-            self.conn.execute("UPDATE documents SET state='finished', finished_at=? WHERE id=?", (now, doc_id))
+            self.conn.execute("UPDATE documents SET state='finished', finished_at=?, original=? WHERE id=?",
+                              (now, original, doc_id))
 
     def fail_unread_document(self, doc: dict[str, Any], now: float) -> int:
         """A document that could not be loaded: recorded, with no requests, ready to finish."""

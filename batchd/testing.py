@@ -17,8 +17,6 @@ official SDK against the emulator on loopback, the outbox read back.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 import tomllib
@@ -27,6 +25,8 @@ from types import ModuleType
 from typing import Any, Callable, Iterable
 
 import pytest
+
+from batchd.outbox import atomic_write
 
 
 class Harness:
@@ -66,10 +66,7 @@ class Harness:
         for rel, content in files.items():
             path = self.inbox / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".drop-", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(content.encode("utf-8") if isinstance(content, str) else content)
-            os.rename(tmp, path)
+            atomic_write(path, content.encode("utf-8") if isinstance(content, str) else content)
 
     def build(self, *, once: bool = False):
         """A Daemon for this harness, built exactly as ``batchd run`` builds it."""

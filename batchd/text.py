@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 from charset_normalizer import from_bytes
 
@@ -23,6 +24,9 @@ _WESTERN_TOLERANCE = 0.15
 
 #: The sample size for checking that decoded text is text and not binary.
 _SAMPLE_CHARS = 65536
+#: Control characters that text does not hold (C0 but tab, newlines, form feed and
+#: escape; C1), counted by one regex rather than a Python loop over every character.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 
 
 def decode_text(data: bytes) -> str:
@@ -115,5 +119,5 @@ def looks_like_text(text: str) -> bool:
     if "\x00" in text:
         return False
     sample = text[:_SAMPLE_CHARS]
-    controls = sum(1 for c in sample if (ord(c) < 32 and c not in "\n\r\t\f\v\x1b") or 0x7F <= ord(c) < 0xA0)
+    controls = len(_CONTROLS.findall(sample))
     return controls <= max(2, len(sample) // 100)

@@ -755,3 +755,49 @@ def test_not_documents_are_never_touched(batchd_harness, tmp_path):
     assert sorted(p.name for p in outside.iterdir()) == ["inner.txt", "written-later.txt"]
     for rel, content in {**ignored, ".moved-in/inner/y.txt": "inside a hidden folder moved in whole"}.items():
         assert (inbox / rel).read_text() == content
+
+
+def test_an_original_that_cannot_be_moved_keeps_its_results_and_is_not_taken_again(batchd_emulator):
+    """A readable file in a folder the daemon's user may not write to cannot be moved out.
+
+    Its results are written all the same (``"original": null``, a log line), the file stays
+    where it is, and later runs do not take it again. As root the daemon runs in a child that
+    has given up root (root may write anywhere); as another user the folder is made read-only.
+    """
+    top = Path(tempfile.mkdtemp(prefix="batchd-move-"))
+    try:
+        # A run as whoever runs the tests, first: it imports everything the child will need.
+        control = Harness(top / "control", batchd_emulator.base_url, {"tasks": {"enabled": ["summarize"]}})
+        control.drop({"warm-up.txt": "Imports everything before the child gives up root."})
+        assert control.run_once() == 0
+        h = Harness(top / "daemon", batchd_emulator.base_url, {"tasks": {"enabled": ["summarize"]}})
+        h.drop({"locked/memo.txt": "A memo in a folder batchd may read but not change.",
+                "free.txt": "A memo batchd may move."})
+        locked = h.inbox / "locked"
+
+        def run() -> int:
+            if os.geteuid() == 0:
+                uid = _free_uid()
+                os.chmod(top, 0o755)
+                _chown_tree(h.root, uid)
+                os.chown(locked, 0, 0)
+                os.chown(locked / "memo.txt", 0, 0)
+                locked.chmod(0o755)
+                return _run_once_as(h, uid)
+            locked.chmod(0o555)
+            try:
+                return h.run_once()
+            finally:
+                locked.chmod(0o755)
+
+        assert run() == 0
+        results = h.results()
+        manifest = results["locked/memo.txt"]
+        check_folder(h.outbox, manifest)
+        assert manifest["status"] == "done" and manifest["original"] is None
+        assert (locked / "memo.txt").exists()
+        assert results["free.txt"]["original"] == "free.txt"
+        assert run() == 0, "a second run finishes at once: the unmovable file is not a new document"
+        assert len(list(h.outbox.rglob("result.json"))) == 2
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
