@@ -56,3 +56,22 @@ def test_retry_sends_a_failed_document_again_and_force_ignores_reuse(batchd_harn
     task = h.results()["good.txt"]["tasks"]["summarize"]
     assert task["reused"] is False
     assert len(batchd_emulator.record.billed()) == billed + 1
+
+
+def test_a_batch_canceled_by_someone_else_is_sent_again(batchd_harness, batchd_emulator):
+    import anthropic
+
+    batchd_emulator.faults.processing_time = 60
+    h = batchd_harness({"tasks": {"enabled": ["summarize"]}})
+    h.drop({"a.txt": "A document whose batch someone cancels in the console."})
+    h.start()
+    wait_until(lambda: batchd_emulator.record.created(), message="batch created")
+    first = batchd_emulator.record.created()[0]["batch_id"]
+    batchd_emulator.faults.processing_time = 0
+    with anthropic.Anthropic(api_key="console", base_url=batchd_emulator.base_url) as client:
+        client.messages.batches.cancel(first)
+    results = h.wait_for(["a.txt"], timeout=30)
+    h.stop()
+    task = results["a.txt"]["tasks"]["summarize"]
+    assert task["status"] == "succeeded" and task["batch_id"] != first
+    assert len(batchd_emulator.record.created()) == 2
