@@ -7,6 +7,7 @@ the side effect that depends on it, so the loop can stop anywhere and start agai
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -471,22 +472,35 @@ class Daemon:
         by_doc: dict[int, list[dict]] = defaultdict(list)
         for req in chosen:
             by_doc[req["document_id"]].append(req)
-        entries, ids, shapes = [], [], []
+        # The body is written into one growing buffer, entry by entry, and handed over
+        # without a copy: a list of entries joined at the end held the body three times.
+        out = io.BytesIO()
+        out.write(b'{"requests":[')
+        ends, ids, shapes = [], [], []
         for doc_id, reqs in by_doc.items():
             built = self._rebuild(doc_id, reqs)
             for req, params, encoded in built:
-                entries.append(b'{"custom_id":"' + req["custom_id"].encode() + b'","params":' + encoded + b"}")
+                out.write(b'{"custom_id":"' if not ids else b',{"custom_id":"')
+                out.write(req["custom_id"].encode())
+                out.write(b'","params":')
+                out.write(encoded)
+                out.write(b"}")
+                ends.append(out.tell())
                 ids.append(req["id"])
                 shapes.append((params.get("model", ""), len(encoded), int(params.get("max_tokens") or 0)))
+        del chosen, by_doc
         if not ids:
             return True
         costs = budget.estimate(self.pricing, self.store, shapes)
         keep = self._within_budget(costs)
         if keep == 0:
             return False
-        entries, ids, costs = entries[:keep], ids[:keep], costs[:keep]
-        body = b'{"requests":[' + b",".join(entries) + b"]}"
-        del entries
+        ids, costs = ids[:keep], costs[:keep]
+        out.truncate(ends[keep - 1])
+        out.seek(ends[keep - 1])
+        out.write(b"]}")
+        body = out.getvalue()
+        del out, ends, shapes
         now = self.clock()
         estimate = sum(costs)
         batch_id = self.store.record_intent(ids, len(body), now, estimate)
@@ -692,6 +706,7 @@ class Daemon:
         chunk: list[Outcome] = []
         holding: list[str] = []
         seen = 0
+        started = time.monotonic()
         for outcome in self.api.results(api_id):
             chunk.append(outcome)
             crashpoint("mid_results")
@@ -711,7 +726,7 @@ class Daemon:
                                 WHERE r.batch_api_id = b.api_id) AS cost FROM batches b WHERE b.id=?""", (batch["id"],))
         log.info("batch_collected", batch=batch["id"], batch_id=api_id, results=seen,
                  counts=json.loads(row["counts"]) if row["counts"] else None, cost_usd=row["cost"],
-                 estimated_usd=row["estimate_usd"])
+                 estimated_usd=row["estimate_usd"], seconds=round(time.monotonic() - started, 3))
 
     def _costs(self, message: dict) -> tuple[float | None, float | None]:
         if self.pricing is None:
@@ -739,47 +754,69 @@ class Daemon:
 
     def finish_documents(self) -> None:
         docs = self.store.complete_documents(FINISH_CHUNK)
-        before = self.done_count
-        for doc in docs:
-            self.finish(doc)
+        finished = self.finish_all(docs)
         # More complete documents wait: the loop comes straight back instead of sleeping
         # (unless writing failed, which the next turn would only repeat at once).
-        self.more_to_finish = len(docs) >= FINISH_CHUNK and self.done_count - before == len(docs)
+        self.more_to_finish = len(docs) >= FINISH_CHUNK and finished == len(docs)
 
     def finish(self, doc: dict) -> None:
         """Write a complete document's folder: outputs, original, result.json last."""
-        manifest, outputs = self.manifest(doc)
+        self.finish_all([doc])
+
+    def finish_all(self, docs: list[dict]) -> int:
+        """Write complete documents' folders, each outputs, original, result.json last; how many finished.
+
+        Each document goes through the same steps as one alone would; what many share is
+        the cost: their folders are reserved in one transaction, their result.json files
+        are staged under temporary names and put on disk together (one sync, not an fsync
+        per document) before each is renamed into place, and they are marked finished in
+        one transaction.
+        """
         out_root = self.config.outbox
-        if doc["state"] == "active":
-            folder = outbox.folder_name(out_root, doc["source"], self.store.folder_taken)
-            original = outbox.original_name(Path(doc["source"]).name, set(outputs))
-            self.store.reserve_folder(doc["id"], folder, original, manifest["status"], manifest["error"])
-        else:
-            folder, original = doc["folder"], doc["original"]
-        target = out_root / folder
-        try:
-            outbox.write_outputs(target, outputs)
-        except OSError as exc:
-            log.error("outbox_write_failed", document=doc["source"], folder=folder, error=str(exc))
-            return
-        crashpoint("after_outputs")
-        try:
-            moved = self._move_original(doc, target / original)
-        except OSError as exc:
-            moved = False
-            log.error("original_not_moved", document=doc["source"], folder=folder, error=str(exc),
-                      detail="the results are complete; the original stays in the inbox and is not taken again")
-        crashpoint("after_move")
-        manifest["original"] = original if moved else None
-        outbox.write_manifest(target, manifest)
-        crashpoint("after_manifest")
-        self.store.finish_document(doc["id"], self.clock(), manifest["original"])
-        self.done_count += 1
-        for _ in self.plugins.call_each("batchd_document_finished", source=doc["source"], folder=target,
-                                        result=manifest):
-            pass
-        log.info("document_finished", document=doc["source"], doc_id=doc["id"], folder=folder,
-                 status=manifest["status"], error=manifest["error"])
+        planned = [(doc, *self.manifest(doc)) for doc in docs]
+        placed = []
+        with self.store.atomic():
+            for doc, manifest, outputs in planned:
+                if doc["state"] == "active":
+                    folder = outbox.folder_name(out_root, doc["source"], self.store.folder_taken)
+                    original = outbox.original_name(Path(doc["source"]).name, set(outputs))
+                    self.store.reserve_folder(doc["id"], folder, original, manifest["status"], manifest["error"])
+                else:
+                    folder, original = doc["folder"], doc["original"]
+                placed.append((doc, manifest, outputs, folder, original))
+        staged = []
+        for doc, manifest, outputs, folder, original in placed:
+            target = out_root / folder
+            try:
+                outbox.write_outputs(target, outputs)
+            except OSError as exc:
+                log.error("outbox_write_failed", document=doc["source"], folder=folder, error=str(exc))
+                continue
+            crashpoint("after_outputs")
+            try:
+                moved = self._move_original(doc, target / original)
+            except OSError as exc:
+                moved = False
+                log.error("original_not_moved", document=doc["source"], folder=folder, error=str(exc),
+                          detail="the results are complete; the original stays in the inbox and is not taken again")
+            crashpoint("after_move")
+            manifest["original"] = original if moved else None
+            staged.append((doc, manifest, folder, target, outbox.stage_manifest(target, manifest)))
+        if not staged:
+            return 0
+        outbox.sync_staged([tmp for *_, tmp in staged])
+        for doc, manifest, folder, target, tmp in staged:
+            outbox.place_manifest(tmp, target)
+            crashpoint("after_manifest")
+        self.store.finish_many([(doc["id"], manifest["original"]) for doc, manifest, *_ in staged], self.clock())
+        for doc, manifest, folder, target, _ in staged:
+            self.done_count += 1
+            for _ in self.plugins.call_each("batchd_document_finished", source=doc["source"], folder=target,
+                                            result=manifest):
+                pass
+            log.info("document_finished", document=doc["source"], doc_id=doc["id"], folder=folder,
+                     status=manifest["status"], error=manifest["error"])
+        return len(staged)
 
     def _sent(self, doc_id: int) -> bool:
         """Whether any request of the document went out: from then on it ends with that version."""

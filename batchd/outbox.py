@@ -87,9 +87,12 @@ def original_name(name: str, outputs: set[str]) -> str:
 
 
 def write_outputs(folder: Path, outputs: dict[str, bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(TEMP_PREFIX + "*"):
-        stale.unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        # Written before (a crash, a retry): temporary files left over from then go.
+        for stale in folder.glob(TEMP_PREFIX + "*"):
+            stale.unlink(missing_ok=True)
     for name, data in outputs.items():
         atomic_write(folder / name, data)
 

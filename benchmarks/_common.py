@@ -9,6 +9,7 @@ alone, not the benchmark's nor the emulator's.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -247,10 +248,12 @@ class Workspace:
         self.config.write_text(_toml(tables), encoding="utf-8")
 
     def cleanup(self) -> None:
+        """Removed when the benchmark ends, not now: deleting thousands of files keeps the
+        disk busy for a while, and the next measurement would pay for it."""
         if self.keep:
             print(f"(kept {self.root})")
         else:
-            shutil.rmtree(self.root, ignore_errors=True)
+            _LEFT.append(self.root)
 
     def __enter__(self) -> "Workspace":
         return self
@@ -295,6 +298,21 @@ class Workspace:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+_LEFT: list[Path] = []
+
+
+@atexit.register
+def _remove_workspaces() -> None:
+    for root in _LEFT:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def quiet_disk(pause: float = 1.0) -> None:
+    """Write out what earlier steps left dirty, then pause: each timed run starts on an idle disk."""
+    os.sync()
+    time.sleep(pause)
 
 
 def _toml(tables: dict[str, dict[str, Any]]) -> str:

@@ -28,6 +28,7 @@ def run(files: int, max_requests: int, workdir: str | None, keep: bool, timeout:
     with c.Emulator() as emu, c.Workspace("big", workdir, keep,
                                           batch={"max_requests": max_requests, "max_bytes": 256_000_000}) as ws:
         c.write_files(ws.inbox, files)
+        c.quiet_disk()
         daemon = c.daemon(ws, emu.url, once=True)
         code = daemon.wait(timeout)
         results = ws.results()

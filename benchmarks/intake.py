@@ -38,6 +38,7 @@ def main() -> None:
             batch={"max_requests": 100_000, "max_bytes": 256_000_000, "max_wait": 1e9},
             watch={"settle": args.settle}) as ws:
         size = c.write_files(ws.inbox, files)
+        c.quiet_disk()
         daemon = c.daemon(ws, emu.url, once=False)
         deadline = time.monotonic() + args.timeout
         queued = 0

@@ -40,6 +40,7 @@ def main() -> None:
                    tasks="+".join(c.TASKS))
     with c.Emulator() as emu, c.Workspace("latency", args.workdir, args.keep,
                                           watch={"settle": args.settle, "polling": args.polling}) as ws:
+        c.quiet_disk()
         daemon = c.daemon(ws, emu.url, once=False)
         deadline = time.monotonic() + args.timeout
         while not any(True for _ in ws.events("started")):

@@ -11,7 +11,8 @@ again. The key and the API's address come from ``ANTHROPIC_API_KEY`` and
     python benchmarks/plain_baseline.py INBOX OUTBOX [--max-requests 1000] [--poll 0.05]
 
 The create body is built as bytes and posted as is (as batchd does), so that the
-baseline is not slowed down by the SDK's own request building.
+baseline is not slowed down by the SDK's own request building; ``--sdk-create`` uses
+``client.messages.batches.create(requests=[...])`` instead, as most scripts would.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between two retrieves of a batch")
     parser.add_argument("--model", default="claude-haiku-4-5")
     parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument("--sdk-create", action="store_true", help="create through the SDK's batches.create")
     args = parser.parse_args()
 
     client = anthropic.Anthropic(max_retries=3, timeout=600.0)
@@ -48,12 +50,15 @@ def main() -> None:
     # Read the files and send a create for every max_requests requests.
     names: list[str] = []
     batches: list[str] = []
-    entries: list[bytes] = []
+    entries: list = []
 
     def create() -> None:
-        body = b'{"requests":[' + b",".join(entries) + b"]}"
-        batch = client.post("/v1/messages/batches", cast_to=MessageBatch, content=body,
-                            options={"headers": {"Content-Type": "application/json"}})
+        if args.sdk_create:
+            batch = client.messages.batches.create(requests=entries)
+        else:
+            body = b'{"requests":[' + b",".join(entries) + b"]}"
+            batch = client.post("/v1/messages/batches", cast_to=MessageBatch, content=body,
+                                options={"headers": {"Content-Type": "application/json"}})
         batches.append(batch.id)
         entries.clear()
 
@@ -65,8 +70,11 @@ def main() -> None:
             document = Document(kind="text", media_type="text/plain", text=path.read_bytes().decode("utf-8"))
             for t, (task, task_settings) in enumerate(zip(tasks, settings)):
                 params = {"model": args.model, "max_tokens": args.max_tokens, **task.build(document, task_settings)}
-                entries.append(b'{"custom_id":"r%d-%d","params":' % (index, t)
-                               + json.dumps(params, separators=(",", ":")).encode() + b"}")
+                if args.sdk_create:
+                    entries.append({"custom_id": f"r{index}-{t}", "params": params})
+                else:
+                    entries.append(b'{"custom_id":"r%d-%d","params":' % (index, t)
+                                   + json.dumps(params, separators=(",", ":")).encode() + b"}")
                 if len(entries) >= args.max_requests:
                     create()
     if entries:
