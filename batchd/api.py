@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterator
 
 import anthropic
 from anthropic.types.messages import MessageBatch
 
-from batchd.credentials import MissingKey, api_key  # noqa: F401 - where callers find them
 from batchd.store import Outcome
 
 #: Timeout of the create call: long enough for a 256 MB upload, short enough to notice a hang.

@@ -42,25 +42,20 @@ def open_config(ctx: click.Context, config_path: Path | None) -> Config:
 def open_plugins(config: Config):
     """Plugins and their tasks, with the configuration checked against what they provide."""
     from batchd.plugins import Plugins
-    from batchd.settings import task_settings
 
     plugins = Plugins(config.plugins)
-    errors = plugins.errors()
-    for name in config.enabled_tasks + [t for route in config.routes.values() for t in route]:
-        if name not in plugins.tasks:
-            detail = "; ".join(f"{p}: {e}" for p, e in errors.items())
-            _fail(f"configuration: tasks.enabled names {name!r}, which no plugin provides"
-                  + (f" (plugin load errors: {detail})" if detail else ""))
-    for name in config.task_tables:
-        if name not in plugins.tasks:
-            detail = "; ".join(f"{p}: {e}" for p, e in errors.items())
-            _fail(f"configuration: [tasks.{name}] is for a task no plugin provides"
-                  + (f" (plugin load errors: {detail})" if detail else ""))
+    open_builder(config, plugins)
+    return plugins
+
+
+def open_builder(config: Config, plugins: Any):
+    """The Builder of this configuration's requests; exit 2 naming the key if they do not fit."""
+    from batchd.builder import Builder
+
     try:
-        task_settings(config, plugins)
+        return Builder(config, plugins)
     except ConfigError as exc:
         _fail(f"configuration: {exc}")
-    return plugins
 
 
 @click.group(cls=PluginCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})

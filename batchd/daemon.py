@@ -21,23 +21,18 @@ import structlog
 
 from batchd import budget, outbox
 from batchd.api import Api, Held, Invalid, Refused, TooLarge, Unknown
+from batchd.builder import Builder
 from batchd.batcher import BODY_OVERHEAD, Limits, flush_reason, next_flush_at, next_interval
 from batchd.config import Config
 from batchd.crashpoints import crashpoint
-from batchd.documents import Document, LoadError
-from batchd.keys import canonical, reuse_key
+from batchd.documents import LoadError
 from batchd.notify import Notifier
 from batchd.plugins import PluginError, Plugins
-from batchd.settings import task_settings
 from batchd.store import Outcome, Store
-from batchd.tasks import Task
 from batchd.watcher import Watcher
 
 log = structlog.get_logger("batchd")
 
-#: Characters per token when cutting a long text to ``anthropic.max_input_tokens``; low
-#: on purpose, so that a cut document fits whatever the language.
-CHARS_PER_TOKEN = 3
 #: Results are applied in transactions of this many lines.
 RESULT_CHUNK = 1000
 #: Complete documents written to the outbox per turn of the loop.
@@ -101,7 +96,7 @@ class Daemon:
         self.clock = clock
         self.pricing = pricing
         self.limits = Limits.from_config(config)
-        self.settings = task_settings(config, plugins)
+        self.builder = Builder(config, plugins)
         self.watcher = Watcher(config.inbox, config["watch.ignore"], float(config["watch.settle"]),
                                polling=config["watch.polling"])
         self.notifier = Notifier()
@@ -211,13 +206,7 @@ class Daemon:
 
         try:
             new = load(self.config.path)
-            for name in new.enabled_tasks + [t for r in new.routes.values() for t in r]:
-                if name not in self.plugins.tasks:
-                    raise ConfigError(f"tasks.enabled names {name!r}, which no plugin provides")
-            for name in new.task_tables:
-                if name not in self.plugins.tasks:
-                    raise ConfigError(f"[tasks.{name}] is for a task no plugin provides")
-            settings = task_settings(new, self.plugins)
+            builder = Builder(new, self.plugins)
         except ConfigError as exc:
             log.error("reload_rejected", config=str(self.config.path), error=str(exc))
             return False
@@ -226,7 +215,7 @@ class Daemon:
             log.warning("reload_needs_restart", keys=[f"paths.{k}" for k in moved])
             for key in moved:
                 setattr(new, key, getattr(self.config, key))
-        self.config, self.settings = new, settings
+        self.config, self.builder = new, builder
         self.limits = Limits.from_config(new)
         self.byte_cap = self.limits.max_bytes
         self.watcher.ignore = list(new["watch.ignore"])
@@ -365,88 +354,12 @@ class Daemon:
             self.store.abandon_document(active["id"], "replaced by a newer version of the file")
             log.warning("document_replaced", document=source, doc_id=active["id"])
         try:
-            document = self.load(path, source, data, sha)
+            document = self.builder.load(path, source, data, sha)
         except LoadError as exc:
             doc["error"] = str(exc)
             return doc, []
         doc["truncated"] = document.truncated
-        return doc, self.build_all(document)
-
-    def load(self, path: Path, source: str, data: bytes, sha: str) -> Document:
-        """The Document for a file's bytes, through the loader plugins."""
-        try:
-            plugin, document = self.plugins.first("batchd_load_document", path=path, source=source, data=data,
-                                                  config=self.config)
-        except PluginError as exc:
-            raise LoadError(f"the loader {exc}") from exc
-        if document is None:
-            raise LoadError(f"unsupported type: no loader takes {path.suffix or 'files without an extension'}")
-        if not isinstance(document, Document):
-            raise LoadError(f"the loader plugin {plugin} returned {type(document).__name__}, not a Document")
-        document = document.cut_to(self.config["anthropic.max_input_tokens"] * CHARS_PER_TOKEN)
-        from dataclasses import replace
-
-        return replace(document, source=source, sha256=sha, bytes=len(data))
-
-    def tasks_for(self, document: Document, errors: dict[str, str] | None = None,
-                  names: list[str] | None = None) -> list[str]:
-        """Enabled tasks (or the route's, for a routed subfolder; or ``names``) that apply to the document.
-
-        A task whose ``applies`` raises is left out and, with ``errors``, recorded there
-        with the plugin's name, so that its result.json entry can say so.
-        """
-        if names is None:
-            names = self.config.enabled_tasks
-            best = -1
-            for folder, route in self.config.routes.items():
-                if (document.source.startswith(folder + "/") or folder == "") and len(folder) > best:
-                    names, best = route, len(folder)
-        chosen = []
-        for name in names:
-            if name not in self.plugins.tasks:
-                continue
-            try:
-                if self.plugins.run_task(name, "applies", document, self.settings[name]):
-                    chosen.append(name)
-            except PluginError as exc:
-                log.error("task_failed", plugin=exc.plugin, task=name, document=document.source,
-                          error=f"applies: {exc.reason}")
-                if errors is not None:
-                    errors[name] = f"{exc} (in applies)"
-        return chosen
-
-    def build_all(self, document: Document) -> list[dict]:
-        errors: dict[str, str] = {}
-        chosen = self.tasks_for(document, errors)
-        reqs = [{"task": name, "error": error} for name, error in errors.items()]
-        for name in chosen:
-            try:
-                _, body = self.encoded_params_for(document, name)
-            except PluginError as exc:
-                log.error("task_failed", document=document.source, task=name, error=str(exc))
-                reqs.append({"task": name, "error": str(exc)})
-                continue
-            reqs.append({"task": name, "reuse_key": hashlib.sha256(body).hexdigest(), "size": len(body) + 48})
-        return reqs
-
-    def params_for(self, document: Document, name: str) -> dict[str, Any]:
-        """A task's request params for a document, adjusted by the plugins that want to."""
-        return self.encoded_params_for(document, name)[0]
-
-    def encoded_params_for(self, document: Document, name: str) -> tuple[dict[str, Any], bytes]:
-        """:meth:`params_for` and their canonical JSON, encoded once for the check and every use."""
-        owner = self.plugins.task_owner[name]
-        settings = self.settings[name]
-        body = self.plugins.run_task(name, "build", document, settings)
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-            raise PluginError(owner, f"task {name} built {type(body).__name__} without messages, not request params")
-        params = {"model": settings["model"], "max_tokens": settings["max_tokens"], **body}
-        params = self.plugins.adjust_request(task=name, document=document, params=params)
-        try:
-            encoded = canonical(params)
-        except (TypeError, ValueError) as exc:
-            raise PluginError(owner, f"params are not JSON: {exc}") from exc
-        return params, encoded
+        return doc, self.builder.build_all(document)
 
     # -- batches -----------------------------------------------------------------
 
@@ -592,13 +505,13 @@ class Daemon:
         try:
             if changed:  # part of it went out: it ends with that version's answers, and this part fails
                 raise LoadError(f"not sent: {changed} after the document's other requests had gone out")
-            document = self.load(path, row["source"], data, sha)
+            document = self.builder.load(path, row["source"], data, sha)
         except LoadError as exc:
             failed = [(req, str(exc)) for req in reqs]
         else:
             for req in reqs:
                 try:
-                    out.append((req, *self.encoded_params_for(document, req["task"])))
+                    out.append((req, *self.builder.encoded_params_for(document, req["task"])))
                 except (PluginError, KeyError) as exc:
                     failed.append((req, str(exc) if isinstance(exc, PluginError) else f"task {exc} is not provided"))
         if failed:
@@ -870,17 +783,6 @@ class Daemon:
             "finished_at": outbox.utc_now(),
         }, outputs
 
-    def output_for(self, name: str, message: dict) -> bytes:
-        """The content of task ``name``'s output file, from its answer; PluginError naming the plugin if unusable."""
-        task: Task = self.plugins.tasks[name]
-        content = self.plugins.run_task(name, "parse", message, self.settings.get(name, {}))
-        if isinstance(content, str):
-            content = content.encode("utf-8")
-        if not isinstance(content, bytes):
-            raise PluginError(self.plugins.task_owner[name],
-                              f"{type(task).__name__}.parse returned {type(content).__name__}, not str or bytes")
-        return content
-
     def _task_entry(self, doc: dict, req: dict) -> tuple[dict, bytes | None]:
         name = req["task"]
         task = self.plugins.tasks.get(name)
@@ -914,7 +816,7 @@ class Daemon:
                 entry.update(status="failed", error=f"task {name} is no longer provided by any plugin")
             else:
                 try:
-                    output = self.output_for(name, message)
+                    output = self.builder.output_for(name, message)
                     entry["output"] = task.output
                 except PluginError as exc:
                     entry.update(status="failed", error=f"plugin {exc.plugin} could not read the answer: {exc.reason}")

@@ -99,30 +99,18 @@ def run_checks(config_path: Path, offline: bool, report: Report) -> None:
 
 def check_config(config: Config, report: Report) -> Any:
     """The configuration and the plugins it names; returns what builds requests, or None."""
-    from batchd.daemon import Daemon
+    from batchd.builder import Builder
     from batchd.plugins import Plugins
-    from batchd.settings import task_settings
 
     plugins = Plugins(config.plugins)
     for name, error in plugins.errors().items():
         report.fail(f"plugin {name} failed to load: {error}")
-    wanted = list(dict.fromkeys(config.enabled_tasks + [t for r in config.routes.values() for t in r]))
-    missing = [name for name in wanted if name not in plugins.tasks]
-    orphans = [name for name in config.task_tables if name not in plugins.tasks]
-    problems = [f"tasks.enabled names {name!r}, which no plugin provides" for name in missing]
-    problems += [f"[tasks.{name}] is for a task no plugin provides" for name in orphans]
     try:
-        settings = task_settings(config, plugins)
+        builder = Builder(config, plugins)
     except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
-        for problem in problems:
-            report.fail(f"configuration {config.path}: {problem}", config=True)
+        report.fail(f"configuration {config.path}: {exc}", config=True)
         return None
     report.ok(f"configuration {config.path}: tasks {', '.join(config.enabled_tasks) or '(none)'}")
-    # What load() and params_for() read, and nothing else: no state, no API, no watcher.
-    builder = Daemon.__new__(Daemon)
-    builder.config, builder.plugins, builder.settings = config, plugins, settings
     return builder
 
 

@@ -72,20 +72,15 @@ class Harness:
         """A Daemon for this harness, built exactly as ``batchd run`` builds it."""
         from batchd.api import Api
         from batchd.config import load
-        from batchd.daemon import Daemon, task_settings
+        from batchd.builder import Builder
+        from batchd.daemon import Daemon
         from batchd.plugins import Plugins
         from batchd.pricing import Pricing
         from batchd.store import Store
 
         config = load(self.write_config())
         plugins = Plugins(config.plugins, load_installed=False, extra=self.extra_plugins)
-        wanted = config.enabled_tasks + [t for route in config.routes.values() for t in route]
-        missing = sorted({name for name in wanted if name not in plugins.tasks})
-        if missing:
-            # ``batchd run`` refuses to start here too (exit 2); say why, with the plugins' errors.
-            raise AssertionError(f"tasks {missing} are enabled but no plugin provides them"
-                                 f" (plugin errors: {plugins.errors() or 'none'})")
-        task_settings(config, plugins)  # a bad [tasks.NAME] raises ConfigError before the state is locked
+        Builder(config, plugins)  # as ``batchd run``: a configuration that does not fit raises ConfigError
         store = Store(config.state, lock=True)
         return Daemon(config, plugins, Api("test-key", self.base_url), store, once=once,
                       pricing=Pricing.load(config.pricing))

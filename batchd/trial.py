@@ -16,7 +16,6 @@ import hashlib
 import inspect
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,9 +45,7 @@ def try_cmd(ctx: click.Context, file: Path, config_path: Path | None, task_names
     dry run to do before sending thousands of documents. Nothing is written.
     """
     from batchd import cli, logs
-    from batchd.api import Api, MissingKey, api_key
-    from batchd.daemon import Daemon
-    from batchd.store import Store
+    from batchd.credentials import MissingKey, api_key
 
     config = cli.open_config(ctx, config_path)
     logs.configure("warning", config["log.format"])
@@ -68,21 +65,15 @@ def try_cmd(ctx: click.Context, file: Path, config_path: Path | None, task_names
         emulator = Emulator()
         base_url = emulator.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="batchd-try-") as scratch:
-            store = Store(Path(scratch) / "try.db")  # the Daemon wants one; the real state is not touched
-            try:
-                daemon = Daemon(config, plugins, Api(key, base_url), store, pricing=cli._pricing(config))
-                code = run_trial(daemon, file, list(task_names) or None, _client(key, base_url), offline=offline,
-                                 show_request=show_request, echo=click.echo)
-            finally:
-                store.close()
+        code = run_trial(cli.open_builder(config, plugins), cli._pricing(config), file, list(task_names) or None,
+                         _client(key, base_url), offline=offline, show_request=show_request, echo=click.echo)
     finally:
         if emulator is not None:
             emulator.close()
     sys.exit(code)
 
 
-def run_trial(daemon: Any, path: Path, names: list[str] | None, client: Any, *, offline: bool = False,
+def run_trial(builder: Any, pricing: Any, path: Path, names: list[str] | None, client: Any, *, offline: bool = False,
               show_request: bool = False, echo: Callable[[str], None] = print) -> int:
     """Load ``path``, run each task through ``client`` and echo the outputs; 0 when every task succeeded."""
     import anthropic
@@ -90,16 +81,16 @@ def run_trial(daemon: Any, path: Path, names: list[str] | None, client: Any, *, 
     from batchd.documents import LoadError
     from batchd.plugins import PluginError
 
-    config = daemon.config
+    config = builder.config
     data = path.read_bytes()
     source = _source(config.inbox, path)
     try:
-        document = daemon.load(path, source, data, hashlib.sha256(data).hexdigest())
+        document = builder.load(path, source, data, hashlib.sha256(data).hexdigest())
     except LoadError as exc:
         echo(f"{source}: cannot be loaded: {exc}")
         return 1
     errors: dict[str, str] = {}
-    chosen = daemon.tasks_for(document, errors, names=names)
+    chosen = builder.tasks_for(document, errors, names=names)
     echo(f"{source}: {document.kind} ({document.media_type}), {len(data):,} bytes"
          + (", cut to anthropic.max_input_tokens" if document.truncated else "")
          + f"; tasks: {', '.join(chosen + list(errors)) or 'none'}")
@@ -114,9 +105,9 @@ def run_trial(daemon: Any, path: Path, names: list[str] | None, client: Any, *, 
         failures += 1
         echo(f"\n== {name}: FAILED\n{error}")
     for name in chosen:
-        task = daemon.plugins.tasks[name]
+        task = builder.plugins.tasks[name]
         try:
-            params = daemon.params_for(document, name)
+            params = builder.params_for(document, name)
         except PluginError as exc:
             failures += 1
             echo(f"\n== {name}: FAILED\n{exc}")
@@ -129,9 +120,9 @@ def run_trial(daemon: Any, path: Path, names: list[str] | None, client: Any, *, 
             failures += 1
             echo(f"\n== {name}: FAILED\nthe API call failed: {type(exc).__name__}: {exc}")
             continue
-        head = f"\n== {name} -> {task.output}  ({_describe(message, daemon.pricing)})"
+        head = f"\n== {name} -> {task.output}  ({_describe(message, pricing)})"
         try:
-            content = daemon.output_for(name, message)
+            content = builder.output_for(name, message)
         except PluginError as exc:
             failures += 1
             echo(f"{head}: FAILED\nplugin {exc.plugin} could not read the answer: {exc.reason}")

@@ -74,9 +74,9 @@ def test_requests_validate_against_the_api_schema(batchd_harness):
         validator = _request_validator()
         for path in EXAMPLES.iterdir():
             data = path.read_bytes()
-            document = daemon.load(path, path.name, data, "0" * 64)
-            for task in daemon.tasks_for(document):
-                params = daemon.params_for(document, task)
+            document = daemon.builder.load(path, path.name, data, "0" * 64)
+            for task in daemon.builder.tasks_for(document):
+                params = daemon.builder.params_for(document, task)
                 entry = {"custom_id": daemon.store.custom_id(1), "params": params}
                 errors = list(validator.iter_errors(entry))
                 assert not errors, (path.name, task, [e.message for e in errors])

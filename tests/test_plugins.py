@@ -398,8 +398,8 @@ def test_long_shared_instructions_are_cached_in_the_batched_request(batchd_harne
     daemon = h.build()
     try:
         path = EXAMPLES / "acme-invoice.txt"
-        document = daemon.load(path, path.name, path.read_bytes(), "0" * 64)
-        params = daemon.params_for(document, "long_prompt")
+        document = daemon.builder.load(path, path.name, path.read_bytes(), "0" * 64)
+        params = daemon.builder.params_for(document, "long_prompt")
     finally:
         daemon.store.close()
     assert params["model"] == "claude-sonnet-4-5"
@@ -433,7 +433,9 @@ def test_worked_example_in_the_docs_runs(batchd_run, tmp_path):
 
 def test_the_fixture_refuses_a_task_no_plugin_provides(batchd_run, tmp_path):
     broken = write_plugin(tmp_path, "half_written", "def oops(:\n")
-    with pytest.raises(AssertionError, match=r"\['half_written_task'\].*half_written.*SyntaxError"):
+    from batchd.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'half_written_task'.*half_written.*SyntaxError"):
         batchd_run({"memo.txt": MEMO}, plugins=[broken], tasks=["half_written_task"])
 
 
