@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 #: Kind -> how to say it in an error message.
 DESCRIPTIONS = {
@@ -188,3 +189,20 @@ def describe(kind: str | None, suffix: str = "") -> str:
 def suffix_words(suffix: str) -> str:
     """A file's suffix as shown in reasons: ``.xyz``, or ``no suffix``."""
     return suffix.lower() if suffix else "no suffix"
+
+
+def claims(path: Path, data: bytes, suffixes: set[str], recognised: bool) -> bool:
+    """Whether a text-format loader takes a file: its content is recognised, or it bears
+    the loader's suffix and is no other known binary format (which goes to its own loader).
+
+    An empty file with the suffix is the loader's, and fails as empty.
+    """
+    if recognised:
+        return True
+    if path.suffix.lower() not in suffixes:
+        return False
+    if not data.strip():
+        from batchd.documents import LoadError
+
+        raise LoadError("the file is empty")
+    return binary_kind(data) is None

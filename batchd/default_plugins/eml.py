@@ -33,15 +33,11 @@ def batchd_load_document(path: Path, data: bytes) -> Document | None:
 
     A binary file named ``.eml`` (an Outlook ``.msg``, say) is left to the others.
     """
-    if not looks_like_email(data):
-        if path.suffix.lower() not in SUFFIXES:
-            return None
-        if not data.strip():
-            raise LoadError("the file is empty")
-        if sniff.binary_kind(data) is not None:
-            return None
-        if not _header_names(data):
-            raise LoadError("corrupt e-mail: the file does not start with message headers")
+    recognised = looks_like_email(data)
+    if not sniff.claims(path, data, SUFFIXES, recognised):
+        return None
+    if not recognised and not _header_names(data):
+        raise LoadError("corrupt e-mail: the file does not start with message headers")
     message = email.message_from_bytes(data, policy=email.policy.default)
     text, subject = email_to_text(message)
     return Document(kind="text", media_type="text/plain", text=text, title=subject)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batchd import sniff
-from batchd.documents import Document, LoadError
+from batchd.documents import Document
 from batchd.hookspecs import hookimpl
 from batchd.htmltext import load_html, looks_like_html
 
@@ -23,12 +23,7 @@ def batchd_load_document(path: Path, data: bytes) -> Document | None:
 
     A binary file named ``.html`` (a PDF, an image) is left to its own loader.
     """
-    if not looks_like_html(data):
-        if path.suffix.lower() not in SUFFIXES:
-            return None
-        if not data.strip():
-            raise LoadError("the file is empty")
-        if sniff.binary_kind(data) is not None:
-            return None
+    if not sniff.claims(path, data, SUFFIXES, looks_like_html(data)):
+        return None
     page = load_html(data)
     return Document(kind="text", media_type="text/plain", text=page.as_document_text(), title=page.title)
