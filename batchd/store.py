@@ -324,18 +324,11 @@ class Store:
     def folder_taken(self, folder: str) -> bool:
         return self.one("SELECT 1 AS x FROM documents WHERE folder=?", (folder,)) is not None
 
-    def finish_document(self, doc_id: int, now: float, original: str | None) -> None:
-        self.finish_many([(doc_id, original)], now)
-
     def finish_many(self, docs: list[tuple[int, str | None]], now: float) -> None:
         """Documents (id, original) whose result.json is in place, finished in one transaction."""
         with self.atomic():
             self.conn.executemany("UPDATE documents SET state='finished', finished_at=?, original=? WHERE id=?",
                                   [(now, original, doc_id) for doc_id, original in docs])
-
-    def fail_unread_document(self, doc: dict[str, Any], now: float) -> int:
-        """A document that could not be loaded: recorded, with no requests, ready to finish."""
-        return self.add_document(doc, [], now)
 
     def document_requests(self, doc_id: int) -> list[dict[str, Any]]:
         """The current (latest attempt) request of each task, with its answer if any."""
@@ -345,11 +338,6 @@ class Store:
             LEFT JOIN batches b ON b.id = r.batch_id
             LEFT JOIN results res ON res.request_id = COALESCE(r.reused_from, r.id)
             WHERE r.document_id=? AND r.state NOT IN ('retried','dropped') ORDER BY r.id""", (doc_id,))
-
-    def attempts(self, doc_id: int, task: str) -> int:
-        row = self.one("SELECT count(*) AS n FROM requests WHERE document_id=? AND task=? AND state='retried'",
-                       (doc_id, task))
-        return (row["n"] if row else 0) + 1
 
     # -- batching ------------------------------------------------------------------
 
@@ -386,10 +374,6 @@ class Store:
             chunk = ids[start:start + 500]
             self.conn.execute(f"UPDATE requests SET {assignment} WHERE id IN ({','.join('?' * len(chunk))})",
                               (*params, *chunk))
-
-    def update_request_sizes(self, sizes: dict[int, int]) -> None:
-        with self.atomic():
-            self.conn.executemany("UPDATE requests SET size=? WHERE id=?", [(s, i) for i, s in sizes.items()])
 
     def batch_created(self, batch_id: int, api_id: str, created_at: float, poll: float, now: float) -> None:
         with self.atomic():
