@@ -56,7 +56,6 @@ def collect(config: Config, now: float | None = None) -> dict[str, Any]:
 
 def _progress(batch: dict[str, Any], now: float) -> dict[str, Any]:
     counts = batch.get("counts") or {}
-    total = batch.get("request_count") or 0
     done = sum(v for k, v in counts.items() if k != "processing") if counts else 0
     since = batch.get("created_at") or batch.get("intent_at") or now
     return {"done": done, "age_s": round(max(0.0, now - since), 1)}
