@@ -119,10 +119,8 @@ def run(ctx: click.Context, config_path: Path | None, once: bool, offline: bool,
 
 
 def _pricing(config: Config) -> Any:
-    try:
-        from batchd.pricing import Pricing
-    except ImportError:
-        return None
+    from batchd.pricing import Pricing
+
     return Pricing.load(config.pricing)
 
 
@@ -148,13 +146,7 @@ def status(ctx: click.Context, config_path: Path | None, as_json: bool, watch: b
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
-    click.echo(render_status(figures, time.time()))
-
-
-def render_status(f: dict[str, Any], now: float) -> str:
-    from batchd.statusview import render
-
-    return render(f, now)
+    click.echo(statusview.render(figures, time.time()))
 
 
 @cli.command("plugins")
