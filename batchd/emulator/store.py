@@ -91,6 +91,9 @@ _INJECTED_ERRORS = (("api_error", "Internal server error"), ("overloaded_error",
 _BILL_COLUMNS = "bseq, custom_id, reuse_key, model, input_tokens, output_tokens, cache_5m, cache_1h, cache_read, " \
                 "service_tier, billed_at"
 
+#: Batches up to this many requests are answered within the poll that finds them ended.
+_SMALL = 100
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -194,11 +197,12 @@ class Store:
 
     def get(self, batch_id: str) -> dict[str, Any]:
         """The batch's row as it stands now. A batch whose time has come is ended and
-        billed first; a big one in the background, so that this poll does not wait for
-        it (the batch shows ``in_progress`` until its results are all computed)."""
+        billed in the background, so that this poll does not wait for it (the batch shows
+        ``in_progress`` until its results are all computed); a small one is usually done
+        by the time the row is read again."""
         row = self._row(batch_id)
         if row["ended_at"] is None and self._timeline(row).status(self.clock()) == "ended":
-            if row["request_count"] <= _CHUNK:
+            if row["request_count"] <= _SMALL:
                 self._finalize(row)
             else:
                 self._finalize_in_background(row)
