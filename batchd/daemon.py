@@ -33,6 +33,8 @@ from batchd.watcher import Watcher
 
 log = structlog.get_logger("batchd")
 
+#: Files taken in one turn of the loop: a full inbox does not hold up sending and collecting.
+INTAKE_CHUNK = 1000
 #: Results are applied in transactions of this many lines.
 RESULT_CHUNK = 1000
 #: Complete documents written to the outbox per turn of the loop.
@@ -156,7 +158,7 @@ class Daemon:
         if self.config["watch.rescan"] and now >= self.next_rescan:
             self.watcher.scan()
             self.next_rescan = now + float(self.config["watch.rescan"])
-        self.intake(self.watcher.settled(now))
+        self.intake(self.watcher.settled(now, INTAKE_CHUNK))
         self.maybe_flush()
         self.resolve_unknown()
         self.poll()

@@ -173,10 +173,12 @@ class Watcher:
             except queue.Empty:
                 return
 
-    def settled(self, now: float) -> list[Path]:
-        """Files unchanged for ``settle`` seconds; they leave the pending set."""
-        ready = []
+    def settled(self, now: float, limit: int | None = None) -> list[Path]:
+        """Files unchanged for ``settle`` seconds (at most ``limit``); they leave the pending set."""
+        ready: list[Path] = []
         for path, seen in list(self.pending.items()):
+            if limit is not None and len(ready) >= limit:
+                break
             try:
                 st = os.lstat(path)
             except OSError:
