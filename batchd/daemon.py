@@ -34,7 +34,7 @@ from batchd.watcher import Watcher
 log = structlog.get_logger("batchd")
 
 #: Files taken in one turn of the loop: a full inbox does not hold up sending and collecting.
-INTAKE_CHUNK = 1000
+INTAKE_CHUNK = 1500
 #: Results are applied in transactions of this many lines.
 RESULT_CHUNK = 1000
 #: Complete documents written to the outbox per turn of the loop.
