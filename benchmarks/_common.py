@@ -309,6 +309,18 @@ def _remove_workspaces() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def run_once(workspace: "Workspace", url: str, files: int, timeout: float) -> Child:
+    """``batchd run --once`` over ``files`` fresh files; exits the benchmark unless each got its result.json."""
+    write_files(workspace.inbox, files)
+    quiet_disk()
+    child = daemon(workspace, url, once=True)
+    code = child.wait(timeout)
+    results = workspace.results()
+    if code != 0 or results != files:
+        raise SystemExit(f"batchd exited {code} with {results} of {files} result.json:\n{workspace.log_tail()}")
+    return child
+
+
 def quiet_disk(pause: float = 1.0) -> None:
     """Write out what earlier steps left dirty, then pause: each timed run starts on an idle disk."""
     os.sync()

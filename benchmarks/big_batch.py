@@ -27,13 +27,7 @@ import _common as c
 def run(files: int, max_requests: int, workdir: str | None, keep: bool, timeout: float) -> dict:
     with c.Emulator() as emu, c.Workspace("big", workdir, keep,
                                           batch={"max_requests": max_requests, "max_bytes": 256_000_000}) as ws:
-        c.write_files(ws.inbox, files)
-        c.quiet_disk()
-        daemon = c.daemon(ws, emu.url, once=True)
-        code = daemon.wait(timeout)
-        results = ws.results()
-        if code != 0 or results != files:
-            raise SystemExit(f"batchd exited {code} with {results} of {files} result.json:\n{ws.log_tail()}")
+        daemon = c.run_once(ws, emu.url, files, timeout)
         submitting, submitted, collected = {}, {}, {}
         for event in ws.events("batch_submitting", "batch_submitted", "batch_collected"):
             if event["event"] == "batch_submitting":

@@ -30,13 +30,7 @@ HERE = Path(__file__).resolve().parent
 def run_batchd(files: int, max_requests: int, workdir: str | None, keep: bool, timeout: float) -> dict:
     """``batchd run --once`` over ``files`` files; wall, peak RSS and the phases from its log."""
     with c.Emulator() as emu, c.Workspace("e2e", workdir, keep, batch={"max_requests": max_requests}) as ws:
-        c.write_files(ws.inbox, files)
-        c.quiet_disk()
-        daemon = c.daemon(ws, emu.url, once=True)
-        code = daemon.wait(timeout)
-        results = ws.results()
-        if code != 0 or results != files:
-            raise SystemExit(f"batchd exited {code} with {results} of {files} result.json:\n{ws.log_tail()}")
+        daemon = c.run_once(ws, emu.url, files, timeout)
         times: dict[str, list[float]] = {}
         collected = []
         for event in ws.events():
